@@ -1,0 +1,94 @@
+"""The interface every algorithm implements, and what the engine hands it.
+
+The engine owns the loop (sampling, augmentation, optimiser, EMA, checkpoints); an
+algorithm only turns one labelled and one unlabelled batch into a loss, plus the
+pseudo-labels and mask it used (for diagnostics against the hidden labels). Statistics
+an algorithm keeps across steps live in ``state_dict`` so that ``--resume`` restores them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ssmar.errors import SsmarError
+
+if TYPE_CHECKING:
+    from ssmar.engine.context import TrainContext
+
+
+@dataclass
+class Batch:
+    x_lb: torch.Tensor  # weak view of labelled clips
+    y_lb: torch.Tensor
+    x_lb_strong: torch.Tensor | None = None  # only for algorithms with needs_labelled_strong
+    x_ulb_weak: torch.Tensor | None = None
+    x_ulb_strong: torch.Tensor | None = None
+    idx_ulb: torch.Tensor | None = None  # positions of the unlabelled clips in the train set
+    y_ulb_hidden: torch.Tensor | None = None  # true labels: diagnostics only, never for training
+
+
+@dataclass
+class StepResult:
+    loss: torch.Tensor
+    stats: dict[str, float] = field(default_factory=dict)
+    pseudo_labels: torch.Tensor | None = None  # [B_u] labels the unlabelled loss used
+    mask: torch.Tensor | None = None  # [B_u] per-sample weight in [0, 1]
+
+
+class Algorithm:
+    name: ClassVar[str] = "base"
+    uses_unlabelled: ClassVar[bool] = True
+    needs_labelled_strong: ClassVar[bool] = False
+    all_labels: ClassVar[bool] = False  # train on every clip of the train split (upper bound)
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, model: nn.Module, num_classes: int, params: dict[str, Any], context: "TrainContext"):
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise SsmarError(f"algorithm.params: unknown key(s) {unknown} for {self.name}; "
+                             f"valid: {sorted(self.defaults) or 'none'}")
+        self.params = {**self.defaults, **params}
+        self.model = model
+        self.num_classes = num_classes
+        self.context = context
+
+    def train_step(self, batch: Batch) -> StepResult:
+        raise NotImplementedError
+
+    def forward_views(self, *views: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """One forward pass over concatenated views (shared BatchNorm statistics), split back."""
+        sizes = [len(v) for v in views]
+        output = self.model(torch.cat(views))
+        return [{key: value for key, value in zip(output, parts)}
+                for parts in zip(*(torch.split(value, sizes) for value in output.values()))]
+
+    def supervised_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, target, label_smoothing=self.context.label_smoothing)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Hook before each epoch's steps (APLT runs its offline phase here)."""
+
+    def epoch_stats(self) -> dict[str, Any]:
+        """Extra per-epoch statistics to log (e.g. class-wise thresholds)."""
+        return {}
+
+    def predict(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Class scores used for evaluation; ``model`` is the EMA copy."""
+        return model(x)["logits"]
+
+    @classmethod
+    def inference_scores(cls, state: dict[str, Any], params: dict[str, Any],
+                         device: torch.device) -> Callable[[nn.Module, torch.Tensor], torch.Tensor] | None:
+        """Scoring for a loaded checkpoint when it differs from the linear head (None = logits)."""
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""

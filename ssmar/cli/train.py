@@ -1,0 +1,122 @@
+"""``ssmar train`` and ``ssmar eval``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ssmar.config import load_config, set_key
+from ssmar.errors import SsmarError
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options every training-like command shares, named as in MMAction2/PYSKL."""
+    parser.add_argument("--work-dir", help="output directory (default: work_dirs/<config name>)")
+    parser.add_argument("--seed", type=int, help="random seed (data split, init, augmentation)")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N")
+    parser.add_argument("--resume", nargs="?", const="auto",
+                        help="resume from a checkpoint; 'auto' (or no value) takes WORK_DIR/latest.pt if present")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser("train", help="train a recognizer (supervised, SSL baselines or APLT)",
+                                  description="Train from a YAML config; trailing key=value pairs override it, "
+                                              "e.g. algorithm.name=fixmatch data.labelled_ratio=0.2")
+    train.add_argument("--config", "-c", help="YAML config (see configs/)")
+    add_run_options(train)
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = subparsers.add_parser("eval", help="evaluate a checkpoint; write metrics, confusion matrix, submission")
+    evaluate.add_argument("--checkpoint", required=True, help="a latest.pt / best.pt written by ssmar train")
+    evaluate.add_argument("--data", help="skeleton pickle (default: the one the checkpoint was trained on)")
+    evaluate.add_argument("--split", help="split to evaluate (default: the checkpoint's test split)")
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--out", help="directory for metrics.json and confusion.png (default: beside the checkpoint)")
+    evaluate.add_argument("--submission", help="also write MA-52 challenge predictions (CSV) to this file")
+    evaluate.set_defaults(func=cmd_eval)
+
+
+def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = load_config(args.config, args.overrides)
+    for option, key in (("seed", "seed"), ("device", "device"), ("work_dir", "work_dir")):
+        value = getattr(args, option, None)
+        if value is not None:
+            set_key(cfg, key, value)
+    if not cfg["work_dir"]:
+        stem = Path(args.config).stem if args.config else cfg["algorithm"]["name"]
+        cfg["work_dir"] = str(Path("work_dirs") / stem)
+    return cfg
+
+
+def resume_path(resume: str | None, work_dir: Path) -> Path | None:
+    if resume is None:
+        return None
+    if resume == "auto":
+        latest = work_dir / "latest.pt"
+        return latest if latest.is_file() else None
+    path = Path(resume)
+    if not path.is_file():
+        raise SsmarError(f"--resume {resume}: no such checkpoint; use --resume auto or a path to latest.pt")
+    return path
+
+
+def run_training(cfg: dict[str, Any], resume: str | None = None) -> dict[str, Any]:
+    """Train (or resume) one run as configured; return the final metrics."""
+    from ssmar.engine.trainer import Trainer
+
+    trainer = Trainer(cfg, Path(cfg["work_dir"]))
+    checkpoint = resume_path(resume, trainer.work_dir)
+    if checkpoint is not None:
+        trainer.resume(checkpoint)
+    return trainer.fit()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    final = run_training(cfg, args.resume)
+    if final:
+        print(f"top1 {final['top1']:.2f}  top5 {final['top5']:.2f}  mean-class {final['mean_class_acc']:.2f}  "
+              f"F1-macro {final['f1_macro']:.2f}  -> {cfg['work_dir']}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ssmar.engine.inference import load_recognizer
+    from ssmar.engine.metrics import classification_metrics, plot_confusion
+    from ssmar.utils.io import save_json
+
+    recognizer = load_recognizer(args.checkpoint, args.device)
+    cfg = recognizer.config
+    data_file = args.data or cfg["data"]["file"]
+    split = args.split or cfg["data"]["test_split"]
+    clips, labels, names = recognizer.encode_split(data_file, split)
+    scores = recognizer.scores(clips)
+    meta = recognizer.meta
+    metrics = classification_metrics(scores, labels, meta["class_names"], meta.get("body_map"), meta.get("body_names"))
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval_{split}"
+    save_json({"checkpoint": str(args.checkpoint), "data": str(data_file), "split": split,
+               **{k: v for k, v in metrics.items() if k != "confusion"}}, out / "metrics.json")
+    np.save(out / "confusion.npy", np.asarray(metrics["confusion"]))
+    plot_confusion(np.asarray(metrics["confusion"]), meta["class_names"], str(out / "confusion.png"),
+                   title=f"{Path(args.checkpoint).name} on {split}: top-1 {metrics['top1']:.1f}%")
+    if args.submission:
+        from ssmar.data.ma52 import write_submission
+
+        order = np.argsort(-scores, axis=1)[:, :5]
+        body_map = meta.get("body_map")
+        if body_map is None:
+            raise SsmarError("--submission needs a body-level map (MA-52 data with body_map); this data has none")
+        body_scores = np.stack([scores[:, np.asarray(body_map) == b].max(axis=1)
+                                for b in range(max(body_map) + 1)], axis=1)
+        write_submission(args.submission, names, order, np.argsort(-body_scores, axis=1)[:, :5])
+    summary = {k: round(metrics[k], 2) for k in ("top1", "top5", "mean_class_acc", "f1_micro", "f1_macro")}
+    if "f1_mean" in metrics:
+        summary.update({k: round(metrics[k], 2) for k in ("body_top1", "body_top5", "f1_mean")})
+    print(json.dumps(summary))
+    print(f"metrics and confusion matrix in {out}")
+    return 0

@@ -1,0 +1,146 @@
+"""Configuration: YAML files over built-in defaults, with ``key.sub=value`` overrides.
+
+Every option has a default here, so a typo in a file or an override is an error that
+names the key and the closest valid one, rather than a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ssmar.errors import SsmarError
+
+DEFAULTS: dict[str, Any] = {
+    "work_dir": None,  # default: work_dirs/<config stem>
+    "seed": 0,
+    "device": "cpu",  # cpu | cuda | cuda:N
+    "threads": 0,  # torch intra-op threads; 0 = all cores
+    "data": {
+        "file": None,  # skeleton pickle (PYSKL/MMAction2 format)
+        "train_split": "train",
+        "test_split": "test",
+        "val_fraction": 0.0,  # stratified carve-out of the train split, for tuning / model selection
+        "eval_on": "test",  # test | val: which split the per-epoch evaluation and final metrics use
+        "frames": 32,  # fixed clip length after temporal resampling
+        "max_persons": 1,
+        "labelled_ratio": 0.1,  # fraction of each class labelled (at least one per class)
+        "labels_per_class": None,  # if set, overrides labelled_ratio
+        "include_labelled_in_unlabelled": False,  # USB convention is False for skeletons here; see docs
+    },
+    "model": {
+        "name": "stgcn",
+        "channels": [32, 64, 64, 128],
+        "strides": [1, 2, 1, 2],
+        "temporal_kernel": 9,
+        "dropout": 0.0,
+        "head_dropout": 0.0,
+    },
+    "augment": {
+        "weak": {},  # parameters of ssmar.data.augment.weak_augment
+        "strong": {},  # parameters of ssmar.data.augment.strong_augment
+    },
+    "algorithm": {
+        "name": "supervised",
+        "params": {},  # algorithm-specific, checked against the algorithm's defaults
+    },
+    "train": {
+        "epochs": 40,
+        "steps_per_epoch": 30,  # fixed for every method, so budgets are equal
+        "batch_size": 16,  # labelled clips per step (global, across processes)
+        "uratio": 2,  # unlabelled clips per labelled clip (mu)
+        "optimizer": "sgd",  # sgd | adamw
+        "lr": 0.05,
+        "momentum": 0.9,
+        "weight_decay": 0.0005,
+        "warmup_epochs": 2,
+        "label_smoothing": 0.0,
+        "ema": 0.99,
+        "eval_every": 5,  # epochs
+        "eval_batch_size": 128,
+        "progress": True,
+    },
+}
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Defaults, then the YAML file (with ``_base_`` inheritance), then overrides."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        _merge(cfg, _read_yaml(Path(path)), source=str(path))
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SsmarError(f"override '{item}' is not key=value; write e.g. train.epochs=20")
+        set_key(cfg, key.strip(), yaml.safe_load(raw) if raw.strip() else None, source="command line")
+    return cfg
+
+
+def set_key(cfg: dict[str, Any], dotted: str, value: Any, source: str = "config") -> None:
+    node: Any = cfg
+    parts = dotted.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        _check_key(node, part, ".".join(parts[: depth + 1]), source)
+        node = node[part]
+        if not isinstance(node, dict):
+            raise SsmarError(f"{source}: '{'.'.join(parts[:depth + 1])}' is not a section; cannot set '{dotted}'")
+    _check_key(node, parts[-1], dotted, source)
+    node[parts[-1]] = value
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise SsmarError(f"config file not found: {path}; see configs/ for examples")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SsmarError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(loaded, dict):
+        raise SsmarError(f"{path}: a config must be a mapping of sections")
+    base = loaded.pop("_base_", None)
+    if base is None:
+        return loaded
+    merged = _read_yaml((path.parent / base).resolve())
+    _deep_update(merged, loaded)
+    return merged
+
+
+def _merge(cfg: dict[str, Any], update: dict[str, Any], source: str, prefix: str = "") -> None:
+    for key, value in update.items():
+        dotted = f"{prefix}{key}"
+        _check_key(cfg, key, dotted, source)
+        if isinstance(cfg[key], dict) and isinstance(value, dict) and not _is_free_section(dotted):
+            _merge(cfg[key], value, source, prefix=f"{dotted}.")
+        else:
+            cfg[key] = copy.deepcopy(value)
+
+
+def _is_free_section(dotted: str) -> bool:
+    """Sections whose keys are checked later by the component that owns them."""
+    return dotted in ("algorithm.params", "augment.weak", "augment.strong")
+
+
+def _check_key(node: dict[str, Any], key: str, dotted: str, source: str) -> None:
+    parent = dotted.rpartition(".")[0]
+    if key in node or _is_free_section(parent):
+        return
+    close = difflib.get_close_matches(key, list(node), n=1)
+    hint = f"; did you mean '{(parent + '.' if parent else '') + close[0]}'?" if close else ""
+    raise SsmarError(f"{source}: unknown config key '{dotted}'{hint}")
+
+
+def _deep_update(base: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+
+
+def dump_config(cfg: dict[str, Any]) -> str:
+    return yaml.safe_dump(cfg, sort_keys=False)

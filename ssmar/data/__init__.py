@@ -1,0 +1,1 @@
+"""Skeleton data: canonical pickle format, layouts, preprocessing, splits, datasets."""

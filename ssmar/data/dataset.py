@@ -1,0 +1,99 @@
+"""Load a skeleton file into in-memory tensors plus the SSL partition of its train split.
+
+Skeleton clips are small, so every split is preprocessed once into one tensor
+``[N, C, T, V, M]``; augmentation then runs batched on the training device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ssmar.data.layouts import Layout, layout_for_data
+from ssmar.data.preprocess import clip_to_array
+from ssmar.data.skeleton_format import load_skeleton_pickle, split_members
+from ssmar.data.splits import load_or_make_split, stratified_pick
+from ssmar.errors import SsmarError
+
+
+@dataclass
+class ClipSet:
+    clips: torch.Tensor  # [N, C, T, V, M]
+    labels: torch.Tensor  # [N]
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def subset(self, positions: np.ndarray | torch.Tensor) -> "ClipSet":
+        positions = torch.as_tensor(positions, dtype=torch.long)
+        return ClipSet(self.clips[positions], self.labels[positions], [self.names[i] for i in positions.tolist()])
+
+
+@dataclass
+class PreparedData:
+    train: ClipSet  # the training split (minus any validation carve-out)
+    labelled: torch.Tensor  # positions into train
+    unlabelled: torch.Tensor  # positions into train; their labels are for diagnostics only
+    evaluation: ClipSet  # what per-epoch evaluation and final metrics use (test or val)
+    class_names: list[str]
+    layout: Layout
+    body_map: list[int] | None = None
+    body_names: list[str] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def encode_annotations(annotations: list[dict], layout: Layout, frames: int, max_persons: int) -> ClipSet:
+    arrays = [clip_to_array(ann, layout, frames, max_persons) for ann in annotations]
+    return ClipSet(torch.from_numpy(np.stack(arrays)),
+                   torch.tensor([int(ann["label"]) for ann in annotations], dtype=torch.long),
+                   [ann["frame_dir"] for ann in annotations])
+
+
+def prepare_data(cfg: dict[str, Any], work_dir: Path, seed: int) -> PreparedData:
+    data_cfg = cfg["data"]
+    if not data_cfg.get("file"):
+        raise SsmarError("no data file given; set data.file=PATH (a skeleton pickle) or use `ssmar data synth`")
+    source = str(data_cfg["file"])
+    data = load_skeleton_pickle(source)
+    layout = layout_for_data(data)
+    annotations = data["annotations"]
+    labels = np.array([int(ann["label"]) for ann in annotations])
+    class_names = list(data.get("class_names") or [f"class_{i}" for i in range(labels.max() + 1)])
+
+    train_pos = np.array(split_members(data, data_cfg["train_split"], source))
+    if data_cfg["eval_on"] not in ("test", "val"):
+        raise SsmarError(f"data.eval_on must be 'test' or 'val', got '{data_cfg['eval_on']}'")
+    val_fraction = float(data_cfg.get("val_fraction") or 0.0)
+    if data_cfg["eval_on"] == "val" and val_fraction <= 0:
+        raise SsmarError("data.eval_on=val needs data.val_fraction > 0 (a carve-out of the train split)")
+    if val_fraction > 0:
+        # The carve-out depends on the data seed only, so every method and ratio is tuned on the same clips.
+        picked = stratified_pick(labels[train_pos], seed=12345, ratio=val_fraction, min_per_class=0)
+        eval_pos = train_pos[picked]
+        train_pos = np.delete(train_pos, picked)
+    if data_cfg["eval_on"] == "test":
+        eval_pos = np.array(split_members(data, data_cfg["test_split"], source))
+
+    def encode(positions: np.ndarray) -> ClipSet:
+        return encode_annotations([annotations[i] for i in positions], layout, data_cfg["frames"], data_cfg["max_persons"])
+
+    train, evaluation = encode(train_pos), encode(eval_pos)
+    params = {"data": Path(source).name, "train_split": data_cfg["train_split"], "val_fraction": val_fraction,
+              "labelled_ratio": data_cfg["labelled_ratio"], "labels_per_class": data_cfg["labels_per_class"],
+              "seed": seed}
+    labelled, unlabelled = load_or_make_split(work_dir / "split.json", train.names, train.labels.numpy(), params,
+                                              num_classes=len(class_names))
+    return PreparedData(train=train, labelled=torch.from_numpy(labelled), unlabelled=torch.from_numpy(unlabelled),
+                        evaluation=evaluation, class_names=class_names, layout=layout,
+                        body_map=data.get("body_map"), body_names=data.get("body_names"),
+                        info={"source": source, "train_clips": len(train), "eval_clips": len(evaluation),
+                              "labelled": int(len(labelled)), "unlabelled": int(len(unlabelled))})

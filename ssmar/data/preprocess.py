@@ -1,0 +1,74 @@
+"""Turn variable-length annotations into fixed-size tensors ``[C, T, V, M]``.
+
+Normalisation keeps what micro-actions are made of: the body centre is subtracted as
+one clip-level offset (not per frame), so whole-body motion such as shaking or turning
+survives; scale is divided out with a clip-level body size, so subjects and camera
+distances become comparable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ssmar.data.layouts import Layout
+
+
+def select_persons(keypoint: np.ndarray, score: np.ndarray | None, max_persons: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the ``max_persons`` most confident (then most moving) persons; zero-pad if fewer."""
+    persons, frames, joints, channels = keypoint.shape
+    if score is None:
+        score = np.ones(keypoint.shape[:3], dtype=np.float32)
+    if persons > max_persons:
+        confidence = score.mean(axis=(1, 2))
+        motion = np.abs(np.diff(keypoint, axis=1)).sum(axis=(1, 2, 3)) if frames > 1 else np.zeros(persons)
+        order = np.lexsort((-motion, -confidence))[:max_persons]
+        keypoint, score = keypoint[order], score[order]
+    elif persons < max_persons:
+        pad = max_persons - persons
+        keypoint = np.concatenate([keypoint, np.zeros((pad, frames, joints, channels), keypoint.dtype)])
+        score = np.concatenate([score, np.zeros((pad, frames, joints), score.dtype)])
+    return keypoint, score
+
+
+def normalise(keypoint: np.ndarray, score: np.ndarray, layout: Layout) -> np.ndarray:
+    """Centre on the first person's mean body centre (``layout.center_joints``) and divide by its mean body size."""
+    valid = score > 0
+    main = keypoint[0]
+    centre_joints = list(layout.center_joints)
+    centre_ok = valid[0][:, centre_joints].all(axis=1)
+    if centre_ok.any():
+        centre = main[centre_ok][:, centre_joints].mean(axis=(0, 1))
+    else:  # body centre never seen: fall back to the mean of all visible joints
+        centre = main[valid[0]].mean(axis=0) if valid[0].any() else 0.0
+    a, b = layout.scale_pair
+    pair_ok = valid[0, :, a] & valid[0, :, b]
+    size = np.linalg.norm(main[pair_ok, a] - main[pair_ok, b], axis=-1).mean() if pair_ok.any() else 0.0
+    if not np.isfinite(size) or size < 1e-6:
+        size = 1.0
+    out = (keypoint - centre) / size
+    out[~valid] = 0.0
+    return out.astype(np.float32)
+
+
+def resample(keypoint: np.ndarray, frames: int) -> np.ndarray:
+    """Linear interpolation of ``[M, T, V, C]`` to ``frames`` time steps."""
+    length = keypoint.shape[1]
+    if length == frames:
+        return keypoint
+    position = np.linspace(0, length - 1, frames)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, length - 1)
+    weight = (position - low)[None, :, None, None].astype(np.float32)
+    return (1 - weight) * keypoint[:, low] + weight * keypoint[:, high]
+
+
+def clip_to_array(annotation: dict[str, Any], layout: Layout, frames: int, max_persons: int) -> np.ndarray:
+    """One annotation → float32 ``[C, T, V, M]`` ready for the backbone."""
+    keypoint = np.asarray(annotation["keypoint"], dtype=np.float32)
+    score = annotation.get("keypoint_score")
+    score = None if score is None else np.asarray(score, dtype=np.float32)
+    keypoint, score = select_persons(keypoint, score, max_persons)
+    keypoint = resample(normalise(keypoint, score, layout), frames)
+    return np.ascontiguousarray(keypoint.transpose(3, 1, 2, 0))

@@ -1,0 +1,75 @@
+"""Reproducible, class-stratified labelled/unlabelled partitions.
+
+Every class keeps at least one label (MA-52 is long-tailed: its rarest class has six
+training clips). The partition is saved in the work dir by clip name and reused, so a
+resumed or re-evaluated run sees exactly the same labels.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ssmar.errors import SsmarError
+from ssmar.utils.io import save_json
+
+
+def stratified_pick(labels: np.ndarray, seed: int, ratio: float | None = None,
+                    per_class: int | None = None, min_per_class: int = 1) -> np.ndarray:
+    """Positions (into ``labels``) chosen per class, by ratio or a count; sorted."""
+    if per_class is None and (ratio is None or not 0.0 < ratio <= 1.0):
+        raise SsmarError(f"labelled ratio {ratio} is out of range; use 0 < data.labelled_ratio <= 1 "
+                         "or set data.labels_per_class")
+    if per_class is not None and per_class < 1:
+        raise SsmarError(f"data.labels_per_class must be >= 1, got {per_class}")
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        count = per_class if per_class is not None else int(round(ratio * len(members)))
+        count = min(len(members), max(min_per_class, count))
+        chosen.append(rng.choice(members, size=count, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def make_ssl_split(labels: np.ndarray, seed: int, ratio: float | None = None,
+                   per_class: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Return (labelled positions, unlabelled positions), disjoint and covering ``labels``."""
+    labelled = stratified_pick(labels, seed, ratio=ratio, per_class=per_class)
+    unlabelled = np.setdiff1d(np.arange(len(labels)), labelled)
+    return labelled, unlabelled
+
+
+def load_or_make_split(path: Path, names: Sequence[str], labels: np.ndarray, params: dict[str, Any],
+                       num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reuse ``path`` when it was made with the same ``params``; otherwise create and save it."""
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("params") != params:
+            raise SsmarError(f"{path} was made with {saved.get('params')}, but this run asks for {params}; "
+                             "use a new --work-dir or delete the split file")
+        index_of = {name: i for i, name in enumerate(names)}
+        try:
+            labelled = np.array(sorted(index_of[n] for n in saved["labelled"]), dtype=np.int64)
+            unlabelled = np.array(sorted(index_of[n] for n in saved["unlabelled"]), dtype=np.int64)
+        except KeyError as exc:
+            raise SsmarError(f"{path} names clip {exc} that is not in the training data; "
+                             "the data file changed: use a new --work-dir") from exc
+        return labelled, unlabelled
+    if params.get("labels_per_class") is None and params.get("labelled_ratio") == 1.0:
+        labelled, unlabelled = np.arange(len(labels)), np.array([], dtype=np.int64)
+    else:
+        labelled, unlabelled = make_ssl_split(labels, params["seed"], ratio=params.get("labelled_ratio"),
+                                              per_class=params.get("labels_per_class"))
+    missing = sorted(set(range(num_classes)) - set(labels[labelled].tolist()))
+    if missing:
+        raise SsmarError(f"class(es) {missing[:5]} have no training clip, so they cannot be labelled; "
+                         "check the data file's labels and class_names")
+    save_json({"params": params,
+               "labelled": [names[i] for i in labelled],
+               "unlabelled": [names[i] for i in unlabelled],
+               "counts": {"labelled": int(len(labelled)), "unlabelled": int(len(unlabelled))}}, path)
+    return labelled, unlabelled

@@ -1,0 +1,1 @@
+"""Training engine: loop, EMA, schedules, checkpoints, evaluation and metrics."""

@@ -1,0 +1,357 @@
+"""The training loop, in plain PyTorch.
+
+One loop serves every algorithm: separate samplers draw labelled and unlabelled
+batches, augmentation runs batched on the device, the algorithm turns the batch into a
+loss, and the engine steps the optimiser, the schedule and the EMA copy. Each epoch it
+evaluates the EMA model, logs to text/TensorBoard/``metrics.json`` and writes an atomic
+checkpoint holding everything needed to resume bit-exactly on CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from ssmar.algorithms import algorithm_class
+from ssmar.algorithms.base import Algorithm, Batch, StepResult
+from ssmar.config import dump_config
+from ssmar.data.augment import strong_augment, weak_augment
+from ssmar.data.dataset import PreparedData, prepare_data
+from ssmar.data.samplers import InfiniteSampler
+from ssmar.engine import distributed
+from ssmar.engine.context import TrainContext
+from ssmar.engine.ema import ModelEMA
+from ssmar.engine.evaluate import predict_scores
+from ssmar.engine.metrics import classification_metrics, plot_confusion
+from ssmar.engine.schedule import build_optimizer, warmup_cosine
+from ssmar.errors import SsmarError
+from ssmar.models import build_model
+from ssmar.utils.io import save_json, save_text, save_torch
+
+CHECKPOINT_FORMAT = "ssmar-checkpoint-v1"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SsmarError(f"device '{name}' requested but CUDA is not available here; use --device cpu")
+    if not (name == "cpu" or name.startswith("cuda")):
+        raise SsmarError(f"unknown device '{name}'; use cpu, cuda or cuda:N")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_logger(work_dir: Path, is_main: bool) -> logging.Logger:
+    logger = logging.getLogger(f"ssmar.run.{work_dir.resolve()}")
+    logger.handlers.clear()
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    if is_main:
+        formatter = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
+        for handler in (logging.FileHandler(work_dir / "log.txt"), logging.StreamHandler(sys.stderr)):
+            handler.setFormatter(formatter)
+            logger.addHandler(handler)
+    return logger
+
+
+class PseudoLabelMeter:
+    """Pseudo-label quality of one epoch, against the hidden labels of the unlabelled split.
+
+    ``mask`` is a per-sample weight: coverage is its mean, accuracy the weighted share of
+    correct pseudo-labels; per class by the hidden (true) class.
+    """
+
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+        self.weight = torch.zeros(num_classes, dtype=torch.float64)
+        self.correct = torch.zeros(num_classes, dtype=torch.float64)
+        self.count = torch.zeros(num_classes, dtype=torch.float64)
+
+    def add(self, pseudo: torch.Tensor, mask: torch.Tensor, true: torch.Tensor) -> None:
+        pseudo, mask, true = pseudo.detach().cpu(), mask.detach().float().cpu().double(), true.cpu()
+        self.count += torch.bincount(true, minlength=self.num_classes).double()
+        self.weight += torch.bincount(true, weights=mask, minlength=self.num_classes)
+        self.correct += torch.bincount(true, weights=mask * (pseudo == true).double(), minlength=self.num_classes)
+
+    def summary(self) -> dict[str, Any]:
+        for tensor in (self.weight, self.correct, self.count):
+            distributed.all_reduce_sum(tensor)
+        if self.count.sum() == 0:
+            return {}
+        per_class_cov = torch.where(self.count > 0, self.weight / self.count.clamp(min=1), torch.nan)
+        per_class_acc = torch.where(self.weight > 0, self.correct / self.weight.clamp(min=1e-12), torch.nan)
+        return {
+            "mask_ratio": float(self.weight.sum() / self.count.sum()),
+            "pl_acc": float(self.correct.sum() / self.weight.sum()) if self.weight.sum() > 0 else None,
+            "pl_coverage": float(self.weight.sum() / self.count.sum()),
+            "pl_per_class_acc": [None if torch.isnan(v) else float(v) for v in per_class_acc],
+            "pl_per_class_coverage": [None if torch.isnan(v) else float(v) for v in per_class_cov],
+        }
+
+
+class Trainer:
+    def __init__(self, cfg: dict[str, Any], work_dir: Path):
+        self.cfg = cfg
+        self.work_dir = Path(work_dir)
+        self.dist = distributed.init_distributed(cfg["device"])
+        device = cfg["device"]
+        if device.startswith("cuda") and self.dist.world_size > 1:
+            device = f"cuda:{self.dist.local_rank}"
+        self.device = resolve_device(device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        if cfg["threads"]:
+            torch.set_num_threads(int(cfg["threads"]))
+        try:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.work_dir / ".write_test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise SsmarError(f"work dir {self.work_dir} is not writable ({exc.strerror}); pass a writable --work-dir") from exc
+        self.logger = make_logger(self.work_dir, self.dist.is_main)
+        seed_everything(cfg["seed"])
+        torch.use_deterministic_algorithms(self.device.type == "cpu", warn_only=True)
+
+        self.algorithm_cls = algorithm_class(cfg["algorithm"]["name"])
+        if self.algorithm_cls.all_labels:
+            cfg["data"]["labelled_ratio"], cfg["data"]["labels_per_class"] = 1.0, None
+        self.data: PreparedData = prepare_data(cfg, self.work_dir, seed=cfg["seed"])
+        if self.algorithm_cls.uses_unlabelled and len(self.data.unlabelled) == 0:
+            raise SsmarError(f"{cfg['algorithm']['name']} needs unlabelled clips but the split has none; "
+                             "lower data.labelled_ratio")
+
+        train_cfg = cfg["train"]
+        in_channels = self.data.train.clips.shape[1]
+        self.model = build_model(cfg["model"], self.data.num_classes, self.data.layout.adjacency("spatial"),
+                                 in_channels).to(self.device)
+        self.ema = ModelEMA(self.model, train_cfg["ema"])
+        self.optimizer = build_optimizer(self.model, train_cfg)
+        self.steps_per_epoch = int(train_cfg["steps_per_epoch"])
+        self.total_steps = int(train_cfg["epochs"]) * self.steps_per_epoch
+        self.scheduler = warmup_cosine(self.optimizer, int(train_cfg["warmup_epochs"]) * self.steps_per_epoch,
+                                       self.total_steps)
+        self.train_model: nn.Module = self.model
+        if self.dist.world_size > 1:
+            self.train_model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+        self.generator = torch.Generator().manual_seed(cfg["seed"] * 7919 + self.dist.rank)
+        self.context = TrainContext(
+            cfg=cfg, device=self.device, data=self.data, work_dir=self.work_dir,
+            weak_augment=weak_augment(cfg["augment"]["weak"]),
+            strong_augment=strong_augment(cfg["augment"]["strong"]),
+            generator=self.generator, ema_model=self.ema.module, dist=self.dist, logger=self.logger,
+            steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
+            label_smoothing=float(train_cfg["label_smoothing"]))
+        self.algorithm: Algorithm = self.algorithm_cls(self.train_model, self.data.num_classes,
+                                                       dict(cfg["algorithm"]["params"] or {}), self.context)
+        batch = int(train_cfg["batch_size"])
+        self.labelled_sampler = InfiniteSampler(self.data.labelled, batch, seed=cfg["seed"],
+                                                rank=self.dist.rank, world_size=self.dist.world_size)
+        self.unlabelled_sampler = None
+        if self.algorithm_cls.uses_unlabelled:
+            pool = self.data.unlabelled
+            if cfg["data"]["include_labelled_in_unlabelled"]:
+                pool = torch.cat([self.data.labelled, self.data.unlabelled])
+            self.unlabelled_sampler = InfiniteSampler(pool, batch * int(train_cfg["uratio"]), seed=cfg["seed"] + 1,
+                                                      rank=self.dist.rank, world_size=self.dist.world_size)
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {}
+        self.elapsed = 0.0
+        self.writer = None
+
+    # ----------------------------------------------------------------- checkpoints
+    def _model_meta(self) -> dict[str, Any]:
+        """What inference needs to rebuild the model and preprocess new clips."""
+        return {"model": self.cfg["model"], "num_classes": self.data.num_classes,
+                "class_names": self.data.class_names, "layout": dataclasses.asdict(self.data.layout),
+                "in_channels": int(self.data.train.clips.shape[1]), "algorithm": self.cfg["algorithm"]["name"],
+                "frames": self.cfg["data"]["frames"], "max_persons": self.cfg["data"]["max_persons"],
+                "body_map": self.data.body_map, "body_names": self.data.body_names}
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT, "config": self.cfg, "meta": self._model_meta(),
+            "epoch": self.epoch, "step": self.context.step, "elapsed": self.elapsed,
+            "model": self.model.state_dict(), "ema": self.ema.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "labelled_sampler": self.labelled_sampler.state_dict(),
+            "unlabelled_sampler": self.unlabelled_sampler.state_dict() if self.unlabelled_sampler else None,
+            "algorithm": self.algorithm.state_dict(), "history": self.history, "best": self.best,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                    "augment": self.generator.get_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+        }
+
+    def resume(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        saved_model = state["meta"]["model"]
+        if saved_model != self.cfg["model"] or state["meta"]["num_classes"] != self.data.num_classes:
+            raise SsmarError(f"{path} holds a different model ({saved_model}, {state['meta']['num_classes']} classes) "
+                             "than this config; resume with the config it was trained with")
+        self.model.load_state_dict(state["model"])
+        self.ema.module.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.labelled_sampler.load_state_dict(state["labelled_sampler"])
+        if self.unlabelled_sampler is not None:
+            self.unlabelled_sampler.load_state_dict(state["unlabelled_sampler"])
+        self.algorithm.load_state_dict(state["algorithm"])
+        self.epoch, self.context.step = state["epoch"], state["step"]
+        self.history, self.best, self.elapsed = state["history"], state["best"], state["elapsed"]
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        self.generator.set_state(rng["augment"])
+        if rng.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.logger.info(f"resumed from {path} at epoch {self.epoch} (step {self.context.step})")
+
+    # ----------------------------------------------------------------- loop
+    def _make_batch(self) -> Batch:
+        ctx, gen = self.context, self.generator
+        lb_idx = self.labelled_sampler.next()
+        x_lb_raw = ctx.clips(lb_idx)
+        batch = Batch(x_lb=ctx.weak_augment(x_lb_raw, gen), y_lb=self.data.train.labels[lb_idx].to(self.device))
+        if self.algorithm_cls.needs_labelled_strong:
+            batch.x_lb_strong = ctx.strong_augment(x_lb_raw, gen)
+        if self.unlabelled_sampler is not None:
+            ulb_idx = self.unlabelled_sampler.next()
+            x_ulb = ctx.clips(ulb_idx)
+            batch.x_ulb_weak = ctx.weak_augment(x_ulb, gen)
+            batch.x_ulb_strong = ctx.strong_augment(x_ulb, gen)
+            batch.idx_ulb = ulb_idx.to(self.device)
+            batch.y_ulb_hidden = self.data.train.labels[ulb_idx].to(self.device)
+        return batch
+
+    def _train_epoch(self, bar: tqdm | None) -> dict[str, Any]:
+        self.train_model.train()
+        meter = PseudoLabelMeter(self.data.num_classes)
+        sums: dict[str, float] = {}
+        for _ in range(self.steps_per_epoch):
+            batch = self._make_batch()
+            result: StepResult = self.algorithm.train_step(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            result.loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self.context.step += 1
+            self.ema.update(self.model, self.context.step)
+            if not torch.isfinite(result.loss):
+                raise SsmarError(f"loss became {result.loss.item()} at step {self.context.step}; "
+                                 "lower train.lr or check the data for extreme values")
+            stats = {"loss": result.loss.item(), **result.stats}
+            for key, value in stats.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+            if result.mask is not None and result.pseudo_labels is not None:
+                meter.add(result.pseudo_labels, result.mask, batch.y_ulb_hidden)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(epoch=self.epoch + 1, loss=f"{stats['loss']:.3f}")
+        record = {key: value / self.steps_per_epoch for key, value in sums.items()}
+        record.update(meter.summary())
+        record["lr"] = self.optimizer.param_groups[0]["lr"]
+        return record
+
+    def evaluate(self) -> dict[str, Any]:
+        scores = predict_scores(self.ema.module, self.data.evaluation.clips, self.device,
+                                int(self.cfg["train"]["eval_batch_size"]), self.algorithm.predict)
+        return classification_metrics(scores, self.data.evaluation.labels.numpy(), self.data.class_names,
+                                      self.data.body_map, self.data.body_names)
+
+    def fit(self) -> dict[str, Any]:
+        """Train to the configured budget (from a resumed state if any); return final metrics."""
+        cfg, is_main = self.cfg, self.dist.is_main
+        epochs = int(cfg["train"]["epochs"])
+        if is_main:
+            save_text(dump_config(cfg), self.work_dir / "config.yaml")
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.work_dir / "tb"), purge_step=self.context.step or None)
+            self.logger.info(f"data: {self.data.info}; algorithm: {cfg['algorithm']['name']}; "
+                             f"{epochs} epochs x {self.steps_per_epoch} steps on {self.device}")
+        bar = tqdm(total=self.total_steps, initial=self.context.step, desc=cfg["algorithm"]["name"], unit="step",
+                   dynamic_ncols=True, leave=False, file=sys.stderr, mininterval=1.0) if self.context.progress else None
+        final: dict[str, Any] = {}
+        while self.epoch < epochs:
+            started = time.time()
+            self.context.epoch = self.epoch
+            self.algorithm.on_epoch_start(self.epoch)
+            record = {"epoch": self.epoch + 1, **self._train_epoch(bar), **self.algorithm.epoch_stats()}
+            self.epoch += 1
+            if self.epoch % int(cfg["train"]["eval_every"]) == 0 or self.epoch == epochs:
+                metrics = self.evaluate()
+                record.update({f"eval_{k}": metrics[k] for k in ("top1", "top5", "mean_class_acc", "f1_macro")})
+                if not self.best or metrics["top1"] > self.best["top1"]:
+                    self.best = {"epoch": self.epoch, "top1": metrics["top1"]}
+                    if is_main:
+                        save_torch(self.checkpoint_state(), self.work_dir / "best.pt")
+                if self.epoch == epochs:
+                    final = metrics
+            self.elapsed += time.time() - started
+            record["time"] = self.elapsed
+            self.history.append(record)
+            if is_main:
+                self._log_epoch(record)
+                save_torch(self.checkpoint_state(), self.work_dir / "latest.pt")
+                self._write_metrics(final)
+        if bar is not None:
+            bar.close()
+        if is_main and final:
+            self._write_final(final)
+        if self.writer is not None:
+            self.writer.close()
+        return final
+
+    def _log_epoch(self, record: dict[str, Any]) -> None:
+        scalars = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "epoch"}
+        text = " ".join(f"{k}={v:.4g}" for k, v in scalars.items())
+        self.logger.info(f"epoch {record['epoch']}/{self.cfg['train']['epochs']} {text}")
+        for key, value in scalars.items():
+            group = "eval" if key.startswith("eval_") else "ssl" if key.startswith(("pl_", "mask")) else "train"
+            self.writer.add_scalar(f"{group}/{key.removeprefix('eval_')}", value, self.context.step)
+        self.writer.flush()
+
+    def _write_metrics(self, final: dict[str, Any]) -> None:
+        save_json({"config": self.cfg, "data": self.data.info, "history": self.history, "best": self.best,
+                   "final": {k: v for k, v in final.items() if k != "confusion"}, "elapsed_s": self.elapsed},
+                  self.work_dir / "metrics.json")
+
+    def _write_final(self, final: dict[str, Any]) -> None:
+        confusion = np.asarray(final["confusion"])
+        np.save(self.work_dir / "confusion.npy", confusion)
+        plot_confusion(confusion, self.data.class_names, str(self.work_dir / "confusion.png"),
+                       title=f"{self.cfg['algorithm']['name']}: top-1 {final['top1']:.1f}%")
+        self.logger.info(f"final: top1={final['top1']:.2f} top5={final['top5']:.2f} "
+                         f"mean_class_acc={final['mean_class_acc']:.2f} f1_macro={final['f1_macro']:.2f} "
+                         f"({self.elapsed:.0f}s); work dir {self.work_dir}")
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise SsmarError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise SsmarError(f"{path}: unreadable checkpoint ({type(exc).__name__}); it is corrupt or truncated") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise SsmarError(f"{path} is not an ssmar checkpoint (format {state.get('format') if isinstance(state, dict) else '?'})")
+    return state
