@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 class Batch:
     x_lb: torch.Tensor  # weak view of labelled clips
     y_lb: torch.Tensor
+    idx_lb: torch.Tensor | None = None  # positions of the labelled clips in the train set
     x_lb_strong: torch.Tensor | None = None  # only for algorithms with needs_labelled_strong
     x_ulb_weak: torch.Tensor | None = None
     x_ulb_strong: torch.Tensor | None = None

@@ -229,7 +229,8 @@ class Trainer:
         ctx, gen = self.context, self.generator
         lb_idx = self.labelled_sampler.next()
         x_lb_raw = ctx.clips(lb_idx)
-        batch = Batch(x_lb=ctx.weak_augment(x_lb_raw, gen), y_lb=self.data.train.labels[lb_idx].to(self.device))
+        batch = Batch(x_lb=ctx.weak_augment(x_lb_raw, gen), y_lb=self.data.train.labels[lb_idx].to(self.device),
+                      idx_lb=lb_idx.to(self.device))
         if self.algorithm_cls.needs_labelled_strong:
             batch.x_lb_strong = ctx.strong_augment(x_lb_raw, gen)
         if self.unlabelled_sampler is not None:

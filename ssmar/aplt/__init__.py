@@ -1,0 +1,1 @@
+"""APLT offline phase: feature bank, semi-supervised k-means, thresholds, prototypes, losses."""

@@ -1,0 +1,176 @@
+"""Tables and the plot of a benchmark grid, rebuilt from the cells' ``result.json`` files.
+
+Everything is derived from the files on disk, so a partial grid gives usable (partial)
+tables and ``ssmar bench-report`` reproduces exactly what ``ssmar bench`` wrote.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from pathlib import Path
+from typing import Any, Sequence
+
+from ssmar.algorithms import ALGORITHMS
+from ssmar.bench.runner import RESULT_FILE, UPPER_BOUND
+from ssmar.errors import SsmarError
+from ssmar.utils.io import save_figure, save_text
+
+CSV_COLUMNS = ("method", "ratio", "seed", "top1", "top5", "mean_class_acc", "f1_micro", "f1_macro", "f1_mean",
+               "wall_seconds", "work_dir")
+TABLES = (("top1", "Top-1 accuracy (%)"), ("mean_class_acc", "Mean class accuracy (%)"),
+          ("f1_macro", "F1-macro (%)"), ("f1_mean", "F1-mean (%), the MA-52 challenge score"))
+ALL_LABELS = "all labels"
+
+
+def collect_results(root: Path) -> list[dict[str, Any]]:
+    """Every finished cell under ``root``, ordered by method (registry order), ratio, seed."""
+    results = []
+    for path in root.glob(f"*/ratio*/seed*/{RESULT_FILE}"):
+        try:
+            results.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise SsmarError(f"{path} is unreadable ({exc}); delete it and rerun ssmar bench to recompute") from exc
+    return sorted(results, key=lambda r: (method_rank(r["method"]), r["ratio"], r["seed"]))
+
+
+def method_rank(method: str) -> tuple[int, str]:
+    """Registry order with the upper bound last, so tables read from baseline to bound."""
+    order = [name for name in ALGORITHMS if name != UPPER_BOUND] + [UPPER_BOUND]
+    return (order.index(method) if method in order else len(order), method)
+
+
+def format_mean_std(values: Sequence[float]) -> str:
+    """``mean ± std (n)`` with the sample std over seeds; one seed has no spread, so just ``mean (1)``."""
+    if not values:
+        return ""
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.2f} (1)"
+    return f"{mean:.2f} ± {statistics.stdev(values):.2f} ({len(values)})"
+
+
+def _ratio_label(ratio: float) -> str:
+    return f"{100 * ratio:g}%"
+
+
+def _grouped(results: Sequence[dict[str, Any]], metric: str) -> dict[str, dict[float, list[float]]]:
+    """metric values per method and ratio; results without the metric are skipped."""
+    groups: dict[str, dict[float, list[float]]] = {}
+    for r in results:
+        if r.get(metric) is not None:
+            groups.setdefault(r["method"], {}).setdefault(r["ratio"], []).append(float(r[metric]))
+    return groups
+
+
+def markdown_table(results: Sequence[dict[str, Any]], metric: str) -> str:
+    """Rows = methods, columns = labelled ratios; the fully supervised bound has its own column."""
+    groups = _grouped(results, metric)
+    ratios = sorted({ratio for method, by_ratio in groups.items() if method != UPPER_BOUND for ratio in by_ratio})
+    columns = [_ratio_label(r) for r in ratios] + ([ALL_LABELS] if UPPER_BOUND in groups else [])
+    lines = ["| method | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
+    for method in sorted(groups, key=method_rank):
+        if method == UPPER_BOUND:
+            cells = ["—"] * len(ratios) + [format_mean_std(groups[method][1.0])]
+        else:
+            cells = [format_mean_std(groups[method].get(r, [])) for r in ratios]
+            cells += [""] * (len(columns) - len(ratios))
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def budget_line(results: Sequence[dict[str, Any]]) -> str:
+    """The shared training budget, or a warning when cells were trained with different ones."""
+    budgets = set()
+    for r in results:
+        cfg = r["config"]
+        train, data = cfg["train"], cfg["data"]
+        budgets.add(f"{train['epochs']} epochs × {train['steps_per_epoch']} steps, batch {train['batch_size']}, "
+                    f"μ = {train['uratio']}, EMA {train['ema']}, {data['frames']} frames, "
+                    f"evaluated on the {data['eval_on']} split of `{Path(data['file']).name}`")
+    if len(budgets) == 1:
+        return f"Every run: {budgets.pop()}."
+    return ("**Warning: cells were trained with different budgets or data** "
+            f"({len(budgets)} variants; see each cell's result.json); the comparison is not like for like.")
+
+
+def results_markdown(results: Sequence[dict[str, Any]]) -> str:
+    parts = ["# Benchmark results\n", budget_line(results) + "\n",
+             "Cells: mean ± sample std over seeds (number of seeds). The fully supervised row trains on "
+             "every label and is the upper bound.\n"]
+    for metric, title in TABLES:
+        if any(r.get(metric) is not None for r in results):
+            parts.append(f"## {title}\n\n{markdown_table(results, metric)}")
+    return "\n".join(parts)
+
+
+def timing_markdown(results: Sequence[dict[str, Any]]) -> str:
+    lines = ["# Wall time per method\n", "| method | runs | mean min per run | total min |",
+             "| --- | ---: | ---: | ---: |"]
+    by_method: dict[str, list[float]] = {}
+    for r in results:
+        by_method.setdefault(r["method"], []).append(float(r["wall_seconds"]) / 60)
+    for method in sorted(by_method, key=method_rank):
+        minutes = by_method[method]
+        lines.append(f"| {method} | {len(minutes)} | {statistics.fmean(minutes):.1f} | {sum(minutes):.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(results: Sequence[dict[str, Any]], path: Path) -> None:
+    columns = [c for c in CSV_COLUMNS if c != "f1_mean" or any("f1_mean" in r for r in results)]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(results)
+    save_text(buffer.getvalue(), path)
+
+
+def plot_top1(results: Sequence[dict[str, Any]], path: Path) -> None:
+    """Top-1 against the labelled ratio, ±std error bars; the fully supervised bound as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = _grouped(results, "top1")
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    ratios: set[float] = set()
+    for method in sorted(groups, key=method_rank):
+        by_ratio = groups[method]
+        if method == UPPER_BOUND:
+            values = by_ratio[1.0]
+            mean = statistics.fmean(values)
+            ax.axhline(mean, color="black", linestyle="--", linewidth=1.2, label=f"{method} ({mean:.1f})")
+            if len(values) > 1:
+                std = statistics.stdev(values)
+                ax.axhspan(mean - std, mean + std, color="black", alpha=0.08, linewidth=0)
+            continue
+        xs = sorted(by_ratio)
+        ratios.update(xs)
+        means = [statistics.fmean(by_ratio[x]) for x in xs]
+        stds = [statistics.stdev(by_ratio[x]) if len(by_ratio[x]) > 1 else 0.0 for x in xs]
+        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=method)
+    if ratios:
+        ax.set_xticks(sorted(ratios), [_ratio_label(r) for r in sorted(ratios)])
+    ax.set_xlabel("labelled ratio")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title("Top-1 vs labelled ratio (mean ± std over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
+def write_reports(root: Path) -> list[Path]:
+    """Rebuild results.csv, results.md, timing.md and top1_vs_ratio.png from the finished cells."""
+    results = collect_results(root)
+    if not results:
+        raise SsmarError(f"no finished benchmark cells under {root} (no */ratio*/seed*/{RESULT_FILE}); "
+                         "run ssmar bench first or pass its --work-dir")
+    paths = [root / name for name in ("results.csv", "results.md", "timing.md", "top1_vs_ratio.png")]
+    write_csv(results, paths[0])
+    save_text(results_markdown(results), paths[1])
+    save_text(timing_markdown(results), paths[2])
+    plot_top1(results, paths[3])
+    return paths

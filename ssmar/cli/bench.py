@@ -1,0 +1,86 @@
+"""``ssmar bench`` (run a method × ratio × seed grid) and ``ssmar bench-report`` (rebuild its tables)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable
+
+from ssmar.config import load_config
+from ssmar.errors import SsmarError
+
+
+def _parse_list(option: str, text: str, convert: Callable[[str], float | int | str], example: str) -> list:
+    try:
+        return [convert(item.strip()) for item in text.split(",") if item.strip()]
+    except ValueError as exc:
+        raise SsmarError(f"bench: {option} '{text}' is not a comma-separated list ({exc}); "
+                         f"write e.g. {option} {example}") from exc
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    bench = subparsers.add_parser(
+        "bench", help="run a resumable method × labelled-ratio × seed grid and tabulate it",
+        description="Train every (method, ratio, seed) cell as an ordinary run in WORK_DIR/<method>/ratio<r>/seed<s>; "
+                    "rerunning the same command skips finished cells and resumes interrupted ones. Trailing "
+                    "key=value pairs override the config of every run, e.g. train.epochs=20.")
+    bench.add_argument("--data", help="skeleton pickle (default: data.file of --config)")
+    bench.add_argument("--config", "-c", help="base YAML config shared by every run")
+    bench.add_argument("--methods", help="comma-separated algorithms, e.g. supervised,fixmatch,fullysupervised")
+    bench.add_argument("--ratios", help="comma-separated labelled ratios in (0, 1] (default: data.labelled_ratio)")
+    bench.add_argument("--seeds", help="comma-separated seeds; a seed fixes the labelled split for every method "
+                                       "(default: the config's seed)")
+    bench.add_argument("--work-dir", default="work_dirs/bench", help="grid directory (default: work_dirs/bench)")
+    bench.add_argument("--jobs", type=int, default=1, help="cells run in parallel, each in its own process; "
+                                                           "threads per cell default to cores // jobs")
+    bench.add_argument("--device", help="cpu, cuda or cuda:N for every run")
+    bench.add_argument("--report-only", action="store_true", help="only rebuild the tables and plot from WORK_DIR")
+    bench.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    bench.set_defaults(func=cmd_bench)
+
+    report = subparsers.add_parser("bench-report", help="rebuild results.csv/md, timing.md and the plot of a grid",
+                                   description="Rebuild the tables and the plot from the finished cells of WORK_DIR.")
+    report.add_argument("work_dir", metavar="WORK_DIR")
+    report.set_defaults(func=cmd_bench_report)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ssmar.bench.report import write_reports
+    from ssmar.bench.runner import check_base_config, plan_grid, run_grid
+
+    root = Path(args.work_dir)
+    if args.report_only:
+        return _report(root)
+    if not args.methods:
+        raise SsmarError("bench: --methods is required, e.g. --methods supervised,fixmatch,fullysupervised")
+    overrides = list(args.overrides or [])
+    base = load_config(args.config, overrides)
+    if args.device:
+        base["device"] = args.device
+    check_base_config(base, overrides)
+    methods = _parse_list("--methods", args.methods, str, "supervised,fixmatch")
+    ratios = (_parse_list("--ratios", args.ratios, float, "0.1,0.2,0.5") if args.ratios is not None
+              else [base["data"]["labelled_ratio"]])
+    seeds = _parse_list("--seeds", args.seeds, int, "0,1,2") if args.seeds is not None else [base["seed"]]
+    cells = plan_grid(methods, ratios, seeds)
+    data = args.data or base["data"]["file"]
+    if not data:
+        raise SsmarError("bench: no data file; pass --data FILE or set data.file in --config")
+    run_grid(base, cells, root, Path(data), jobs=args.jobs, on_result=lambda _: write_reports(root))
+    write_reports(root)  # also when every cell was already finished
+    print(f"bench: {len(cells)} cells done; tables in {root / 'results.md'}, plot in {root / 'top1_vs_ratio.png'}")
+    return 0
+
+
+def cmd_bench_report(args: argparse.Namespace) -> int:
+    return _report(Path(args.work_dir))
+
+
+def _report(root: Path) -> int:
+    from ssmar.bench.report import write_reports
+
+    if not root.is_dir():
+        raise SsmarError(f"bench: work dir not found: {root}; pass the --work-dir the grid ran in")
+    for path in write_reports(root):
+        print(path)
+    return 0

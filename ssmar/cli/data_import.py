@@ -1,0 +1,71 @@
+"""``ssmar import`` (alias ``ssmar data import``): convert external pose data to a skeleton pickle."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ssmar.data.importers import import_npy_folder, import_utd_mhad
+from ssmar.data.skeleton_format import save_skeleton_pickle
+from ssmar.errors import SsmarError
+
+
+def register_import(data_subparsers: argparse._SubParsersAction) -> None:
+    """Add ``import`` under the ``data`` command group (same sub-commands as ``ssmar import``)."""
+    register(data_subparsers)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``import`` command with its ``utd-mhad`` and ``npy`` sources."""
+    parser = subparsers.add_parser("import", help="convert external pose data to a skeleton pickle",
+                                   description="Convert external pose data to the canonical skeleton pickle.")
+    sources = parser.add_subparsers(dest="source", metavar="SOURCE", required=True)
+
+    utd = sources.add_parser("utd-mhad", help="UTD-MHAD Kinect skeleton .mat files",
+                             description="Import the 861 UTD-MHAD a*_s*_t*_skeleton.mat files "
+                                         "(cross-subject split: odd subjects train, even test).")
+    utd.add_argument("directory", metavar="DIR", help="folder holding a<action>_s<subject>_t<trial>_skeleton.mat")
+    utd.add_argument("-o", "--output", required=True, metavar="FILE.pkl", help="skeleton pickle to write")
+    utd.set_defaults(func=_run_utd_mhad)
+
+    npy = sources.add_parser("npy", help="per-clip .npy arrays plus an MMAction2 list file",
+                             description="Import per-clip .npy arrays ([T,V,C] or [M,T,V,C]) listed in an "
+                                         "MMAction2-style '<file> <label>' list.")
+    npy.add_argument("directory", metavar="DIR", help="folder the list's file names are relative to")
+    npy.add_argument("--list", required=True, dest="list_file", metavar="LIST", help="'<file> <label>' per line")
+    npy.add_argument("--class-names", metavar="FILE", help="one class name per line, or id<TAB>name")
+    npy.add_argument("--layout", metavar="NAME", help="skeleton layout name stored in the pickle")
+    npy.add_argument("--split", action="append", default=[], type=_split_arg, metavar="NAME=LIST",
+                     help="a split and its list of clips (repeatable); default: all clips in 'train'")
+    npy.add_argument("-o", "--output", required=True, metavar="FILE.pkl", help="skeleton pickle to write")
+    npy.set_defaults(func=_run_npy)
+
+
+def _split_arg(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=LIST (e.g. train=train_list.txt), got {text!r}")
+    return name, path
+
+
+def _run_utd_mhad(args: argparse.Namespace) -> int:
+    return _write(import_utd_mhad(args.directory), args.output)
+
+
+def _run_npy(args: argparse.Namespace) -> int:
+    split_files: dict[str, str] = {}
+    for name, path in args.split:
+        if name in split_files:
+            raise SsmarError(f"--split {name}= given twice; give each split once")
+        split_files[name] = path
+    data = import_npy_folder(args.directory, args.list_file, class_names_file=args.class_names,
+                             layout=args.layout, split_files=split_files or None)
+    return _write(data, args.output)
+
+
+def _write(data: dict[str, Any], output: str) -> int:
+    save_skeleton_pickle(data, output)
+    num_classes = len(data.get("class_names") or {ann["label"] for ann in data["annotations"]})
+    splits = ", ".join(f"{name}={len(members)}" for name, members in data["split"].items())
+    print(f"wrote {output}: {len(data['annotations'])} clips, {num_classes} classes, splits {splits}")
+    return 0
