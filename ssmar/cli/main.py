@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "ssmar.cli.bench",
     "ssmar.cli.pose",
     "ssmar.cli.data_import",
+    "ssmar.cli.demo",
 )
 
 

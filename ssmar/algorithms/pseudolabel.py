@@ -1,0 +1,33 @@
+"""Pseudo-Label (Lee, ICML-W 2013): confident predictions on a clip become its own targets.
+
+Targets and loss come from the same weak view (no strong augmentation), the unlabelled
+weight ramps up linearly over the first ``unsup_warmup`` share of training (USB).
+"""
+
+from __future__ import annotations
+
+from ssmar.algorithms.base import Algorithm, Batch, StepResult
+from ssmar.algorithms.hooks import confidence_mask, consistency_loss, pseudo_label
+
+
+class PseudoLabel(Algorithm):
+    name = "pseudolabel"
+    defaults = {
+        "p_cutoff": 0.95,  # τ: top probability a prediction needs to become a target
+        "lambda_u": 1.0,  # weight of the unlabelled loss once warmed up
+        "unsup_warmup": 0.4,  # share of all steps over which the unlabelled weight rises linearly from 0
+    }
+
+    def train_step(self, batch: Batch) -> StepResult:
+        out_lb, out_weak = self.forward_views(batch.x_lb, batch.x_ulb_weak)
+        loss_sup = self.supervised_loss(out_lb["logits"], batch.y_lb)
+        logits = out_weak["logits"]
+        probs = logits.detach().softmax(dim=-1)
+        mask = confidence_mask(probs, self.params["p_cutoff"])
+        loss_unsup = consistency_loss(logits, pseudo_label(logits), mask)
+        warmup_steps = self.params["unsup_warmup"] * self.context.total_steps
+        ramp = min(1.0, self.context.step / warmup_steps) if warmup_steps > 0 else 1.0
+        loss = loss_sup + self.params["lambda_u"] * ramp * loss_unsup
+        stats = {"loss_sup": loss_sup.item(), "loss_unsup": loss_unsup.item(), "mask_ratio": mask.mean().item(),
+                 "threshold": float(self.params["p_cutoff"]), "unsup_weight": ramp}
+        return StepResult(loss=loss, stats=stats, pseudo_labels=probs.argmax(dim=-1), mask=mask)

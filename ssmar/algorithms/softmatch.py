@@ -1,0 +1,44 @@
+"""SoftMatch (Chen et al., ICLR 2023): every clip trains, weighted by a truncated Gaussian of its confidence.
+
+Confident clips (above the running mean confidence) get weight 1, less confident ones a
+smoothly smaller weight; uniform distribution alignment rebalances the predictions the
+weights are computed from, not the targets (USB). See ``hooks.GaussianWeighting`` and
+``hooks.DistributionAlignment``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from ssmar.algorithms.base import Batch
+from ssmar.algorithms.fixmatch import CONSISTENCY_DEFAULTS, FixMatch
+from ssmar.algorithms.hooks import DistributionAlignment, GaussianWeighting
+
+
+class SoftMatch(FixMatch):
+    name = "softmatch"
+    defaults = {
+        **CONSISTENCY_DEFAULTS,
+        "T": 0.5,  # soft-target temperature (unused with hard labels)
+        "ema_p": 0.999,  # momentum of the EMAs of μ_t, σ_t² and of the mean prediction
+        "n_sigma": 2.0,  # the Gaussian's variance is σ_t² / n_sigma²
+        "dist_align": True,  # weigh by predictions aligned to the uniform class distribution
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        momentum, device = float(self.params["ema_p"]), self.context.device
+        self.weighting = GaussianWeighting(self.num_classes, momentum, float(self.params["n_sigma"]), device)
+        self.statistics["weighting"] = self.weighting
+        if self.params["dist_align"]:
+            self.alignment = DistributionAlignment(self.num_classes, momentum, device)
+            self.statistics["alignment"] = self.alignment
+
+    def masking(self, probs: Tensor, batch: Batch) -> tuple[Tensor, dict[str, float]]:
+        mask = self.weighting.weights(self.alignment(probs) if self.params["dist_align"] else probs)
+        return mask, {"threshold": self.weighting.mean.item(), "conf_var": self.weighting.var.item()}
+
+    def epoch_stats(self) -> dict[str, Any]:
+        return {"mean_prediction": self.alignment.model_probs.tolist()} if self.params["dist_align"] else {}
