@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "model": {
         "name": "stgcn",
         "channels": [32, 64, 64, 128],
-        "strides": [1, 2, 1, 2],
+        "strides": [2, 1, 2, 1],
         "temporal_kernel": 9,
         "dropout": 0.0,
         "head_dropout": 0.0,
@@ -59,7 +59,8 @@ DEFAULTS: dict[str, Any] = {
         "momentum": 0.9,
         "weight_decay": 0.0005,
         "warmup_epochs": 2,
-        "label_smoothing": 0.0,
+        "label_smoothing": 0.0,  # >0 caps confidence below FixMatch-style thresholds: keep 0 for SSL
+        "unsup_rampup": 0.2,  # share of steps over which every SSL method's unlabelled weight ramps 0 -> 1
         "ema": 0.99,
         "eval_every": 5,  # epochs
         "eval_batch_size": 128,

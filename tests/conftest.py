@@ -1,10 +1,19 @@
-"""Shared fixtures."""
+"""Shared fixtures: the real-data folder, UTD-MHAD as a skeleton pickle, tiny synthetic data."""
 
 from pathlib import Path
 
 import pytest
 
+from ssmar.config import load_config
+from ssmar.data.importers import import_utd_mhad
+from ssmar.data.skeleton_format import save_skeleton_pickle
+from ssmar.data.synth import generate_synthetic
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# A model and budget small enough for a unit test on a shared 2-core CPU.
+TINY_RUN = ["data.frames=16", "model.channels=[8,16]", "model.strides=[1,2]", "train.batch_size=4",
+            "threads=1", "train.progress=false"]
 
 
 @pytest.fixture(scope="session")
@@ -13,3 +22,27 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (a fresh clone has none; CI provides it)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def utd_file(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """All 861 UTD-MHAD clips as a canonical pickle (cross-subject split)."""
+    directory = shared_data / "utd_mhad_skeleton"
+    if not directory.is_dir():
+        pytest.skip(f"UTD-MHAD skeletons not found at {directory}")
+    path = tmp_path_factory.mktemp("utd") / "utd.pkl"
+    save_skeleton_pickle(import_utd_mhad(directory), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def synth_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny synthetic set: 3 subjects (2 train, 1 test), 2 clips per class each."""
+    path = tmp_path_factory.mktemp("synth") / "synth.pkl"
+    save_skeleton_pickle(generate_synthetic(num_subjects=3, clips_per_class=2, test_subjects=1), path)
+    return path
+
+
+def tiny_config(data_file: Path, work_dir: Path, *overrides: str) -> dict:
+    """A config for a tiny run on ``data_file``; ``overrides`` win over :data:`TINY_RUN`."""
+    return load_config(None, [f"data.file={data_file}", f"work_dir={work_dir}", *TINY_RUN, *overrides])

@@ -12,17 +12,15 @@ from ssmar.algorithms.hooks import (
     ClasswiseStatus, DistributionAlignment, GaussianWeighting, SelfAdaptiveThreshold, confidence_mask,
     consistency_loss, global_sums, pseudo_label,
 )
+from conftest import tiny_config
 from ssmar.cli.train import run_training
 from ssmar.config import load_config
-from ssmar.data.importers import import_utd_mhad
-from ssmar.data.skeleton_format import save_skeleton_pickle
-from ssmar.data.synth import generate_synthetic
 from ssmar.engine.trainer import Trainer
 from ssmar.errors import SsmarError
 
 # Per algorithm: params that make the unlabelled loss non-zero on an untrained model.
 ACTIVE_PARAMS = {
-    "pseudolabel": ["algorithm.params.p_cutoff=0.0", "algorithm.params.unsup_warmup=0.0"],
+    "pseudolabel": ["algorithm.params.p_cutoff=0.0"],
     "fixmatch": ["algorithm.params.p_cutoff=0.0"],
     "flexmatch": [],  # warm-up: every class threshold starts at 0
     "freematch": [],  # τ_0 = 1/K
@@ -46,18 +44,10 @@ def assert_same_state(a: dict, b: dict) -> None:
             assert torch.equal(a[key], b[key]), key
 
 
-@pytest.fixture(scope="module")
-def synth_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("synth") / "synth.pkl"
-    save_skeleton_pickle(generate_synthetic(num_subjects=3, clips_per_class=2, test_subjects=1), path)
-    return path
-
-
 def tiny_trainer(data_file: Path, work_dir: Path, name: str, overrides: list[str]) -> Trainer:
-    cfg = load_config(None, [f"data.file={data_file}", f"algorithm.name={name}", "data.labelled_ratio=0.5",
-                             "data.frames=16", "model.channels=[8,16]", "model.strides=[1,2]",
-                             "train.batch_size=4", "threads=1", "train.progress=false", *overrides])
-    return Trainer(cfg, work_dir)
+    return Trainer(tiny_config(data_file, work_dir, f"algorithm.name={name}", "data.labelled_ratio=0.5",
+                               "train.unsup_rampup=0", *overrides),
+                   work_dir)
 
 
 @pytest.mark.parametrize("name", list(ACTIVE_PARAMS))
@@ -200,16 +190,6 @@ def test_hook_state_round_trip_and_mismatch() -> None:
 def test_global_sums_keeps_shapes() -> None:
     scalar, vector = global_sums(torch.tensor(2.0), torch.arange(3))
     assert scalar.shape == () and scalar == 2 and vector.tolist() == [0, 1, 2]
-
-
-@pytest.fixture(scope="module")
-def utd_file(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = shared_data / "utd_mhad_skeleton"
-    if not directory.is_dir():
-        pytest.skip(f"UTD-MHAD skeletons not found at {directory}")
-    path = tmp_path_factory.mktemp("utd") / "utd.pkl"
-    save_skeleton_pickle(import_utd_mhad(directory), path)
-    return path
 
 
 # FlexMatch, FreeMatch and SoftMatch are absent on purpose: with USB defaults their thresholds

@@ -200,8 +200,9 @@ class APLT(Algorithm):
         loss_u_logits = consistency_loss(ulb_strong["logits"], fixmatch_labels, fixmatch_mask)
         stats = {"loss_sup": loss_sup.item(), "loss_u_logits": loss_u_logits.item(),
                  "fixmatch_mask": fixmatch_mask.float().mean().item()}
+        weight_u = p["lambda_u"] * self.unsup_ramp()
         if not self.prototypes_ready:  # warm-up: no prototypes yet
-            return StepResult(loss=loss_sup + p["lambda_u"] * loss_u_logits, stats=stats,
+            return StepResult(loss=loss_sup + weight_u * loss_u_logits, stats=stats,
                               pseudo_labels=fixmatch_labels, mask=fixmatch_mask)
         if p["mode"] == "sync":
             self._sync_update(batch, lb_weak["feat"], ulb_weak["feat"])
@@ -212,7 +213,7 @@ class APLT(Algorithm):
         loss_u_margin = additive_margin_loss(self.memory(ulb_strong["feat"]), offline_labels, p["margin"], p["scale"],
                                              weight=offline_keep.float())
         loss = (loss_sup + p["lambda_m"] * loss_sup_margin
-                + p["lambda_u"] * (loss_u_logits + p["lambda_m"] * loss_u_margin))
+                + weight_u * (loss_u_logits + p["lambda_m"] * loss_u_margin))
         stats.update({"loss_sup_margin": loss_sup_margin.item(), "loss_u_margin": loss_u_margin.item(),
                       "offline_keep": offline_keep.float().mean().item()})
         return StepResult(loss=loss, stats=stats, pseudo_labels=offline_labels.clamp_min(0), mask=offline_keep.float())

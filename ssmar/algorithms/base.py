@@ -71,6 +71,13 @@ class Algorithm:
     def supervised_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, target, label_smoothing=self.context.label_smoothing)
 
+    def unsup_ramp(self) -> float:
+        """Weight factor of unlabelled losses, rising linearly from 0 to 1 over the first
+        ``train.unsup_rampup`` share of steps; shared by every SSL method so that none trains
+        on the pseudo-labels of an untrained model (short budgets from scratch need it; ours)."""
+        rampup_steps = float(self.context.cfg["train"]["unsup_rampup"]) * self.context.total_steps
+        return min(1.0, self.context.step / rampup_steps) if rampup_steps > 0 else 1.0
+
     def on_epoch_start(self, epoch: int) -> None:
         """Hook before each epoch's steps (APLT runs its offline phase here)."""
 

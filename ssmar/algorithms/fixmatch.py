@@ -44,11 +44,13 @@ class FixMatch(Algorithm):
         targets = pseudo_label(teacher, self.params["hard_label"], self.params["T"])
         logits_strong = out_strong["logits"]
         loss_unsup = consistency_loss(logits_strong, targets, mask)
-        loss = loss_sup + self.params["lambda_u"] * loss_unsup
+        ramp = self.unsup_ramp()
+        loss = loss_sup + ramp * self.params["lambda_u"] * loss_unsup
         extra, extra_stats = self.extra_loss(logits_strong, mask)
         if extra is not None:
-            loss = loss + extra
+            loss = loss + ramp * extra
         stats = {"loss_sup": loss_sup.item(), "loss_unsup": loss_unsup.item(), "mask_ratio": mask.mean().item(),
+                 "unsup_weight": ramp,
                  **stats, **extra_stats}
         return StepResult(loss=loss, stats=stats, pseudo_labels=probs.argmax(dim=-1), mask=mask)
 

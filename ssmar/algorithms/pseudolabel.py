@@ -1,7 +1,7 @@
 """Pseudo-Label (Lee, ICML-W 2013): confident predictions on a clip become its own targets.
 
 Targets and loss come from the same weak view (no strong augmentation), the unlabelled
-weight ramps up linearly over the first ``unsup_warmup`` share of training (USB).
+weight ramps up with the shared ``train.unsup_rampup`` (USB uses a 0.4 warm-up for Pseudo-Label).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ class PseudoLabel(Algorithm):
     defaults = {
         "p_cutoff": 0.95,  # τ: top probability a prediction needs to become a target
         "lambda_u": 1.0,  # weight of the unlabelled loss once warmed up
-        "unsup_warmup": 0.4,  # share of all steps over which the unlabelled weight rises linearly from 0
     }
 
     def train_step(self, batch: Batch) -> StepResult:
@@ -25,8 +24,7 @@ class PseudoLabel(Algorithm):
         probs = logits.detach().softmax(dim=-1)
         mask = confidence_mask(probs, self.params["p_cutoff"])
         loss_unsup = consistency_loss(logits, pseudo_label(logits), mask)
-        warmup_steps = self.params["unsup_warmup"] * self.context.total_steps
-        ramp = min(1.0, self.context.step / warmup_steps) if warmup_steps > 0 else 1.0
+        ramp = self.unsup_ramp()
         loss = loss_sup + self.params["lambda_u"] * ramp * loss_unsup
         stats = {"loss_sup": loss_sup.item(), "loss_unsup": loss_unsup.item(), "mask_ratio": mask.mean().item(),
                  "threshold": float(self.params["p_cutoff"]), "unsup_weight": ramp}

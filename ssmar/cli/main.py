@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "ssmar.cli.pose",
     "ssmar.cli.data_import",
     "ssmar.cli.demo",
+    "ssmar.cli.predict",
 )
 
 
@@ -29,13 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ssmar {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # command group not built yet
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(module_name).register(subparsers)
     return parser
 
 
@@ -53,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted; finished work is saved, rerun with --resume to continue", file=sys.stderr)
+        print("error: interrupted; finished work is saved: rerun the same command (train: with --resume) "
+              "to continue", file=sys.stderr)
         return 130
 
 

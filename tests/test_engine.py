@@ -1,0 +1,160 @@
+"""Engine: splits, loader errors, config errors, training on real data, resume, eval and predict."""
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_config
+from ssmar.cli.main import main
+from ssmar.cli.train import run_training
+from ssmar.config import load_config
+from ssmar.data.samplers import InfiniteSampler
+from ssmar.data.skeleton_format import load_skeleton_pickle, split_members
+from ssmar.data.splits import make_ssl_split
+from ssmar.engine.trainer import Trainer
+from ssmar.errors import SsmarError
+
+
+def long_tailed_labels() -> np.ndarray:
+    counts = [50, 20, 6, 2, 1]  # MA-52-like tail
+    return np.concatenate([np.full(n, c) for c, n in enumerate(counts)])
+
+
+def test_ssl_split_is_stratified_deterministic_and_keeps_one_label_per_class() -> None:
+    labels = long_tailed_labels()
+    labelled, unlabelled = make_ssl_split(labels, seed=3, ratio=0.1)
+    again, _ = make_ssl_split(labels, seed=3, ratio=0.1)
+    other, _ = make_ssl_split(labels, seed=4, ratio=0.1)
+    assert np.array_equal(labelled, again) and not np.array_equal(labelled, other)
+    assert set(labelled) | set(unlabelled) == set(range(len(labels))) and not set(labelled) & set(unlabelled)
+    per_class = np.bincount(labels[labelled], minlength=5)
+    assert per_class.tolist() == [5, 2, 1, 1, 1]  # round(10 %), at least one each
+    by_count, _ = make_ssl_split(labels, seed=0, per_class=3)
+    assert np.bincount(labels[by_count], minlength=5).tolist() == [3, 3, 3, 2, 1]
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.5, -0.1])
+def test_ssl_split_rejects_bad_ratio(ratio: float) -> None:
+    with pytest.raises(SsmarError, match="labelled ratio"):
+        make_ssl_split(long_tailed_labels(), seed=0, ratio=ratio)
+
+
+def test_sampler_resumes_the_same_stream() -> None:
+    sampler = InfiniteSampler(torch.arange(10), batch_size=4, seed=1)
+    first = [sampler.next() for _ in range(3)]
+    state = sampler.state_dict()
+    rest = [sampler.next() for _ in range(4)]
+    resumed = InfiniteSampler(torch.arange(10), batch_size=4, seed=1)
+    resumed.load_state_dict(state)
+    assert all(torch.equal(a, resumed.next()) for a in rest)
+    assert sorted(torch.cat(first)[:10].tolist()) == list(range(10))  # one pass covers every clip once
+
+
+def _write(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "bad.pkl"
+    path.write_bytes(pickle.dumps(data))
+    return path
+
+
+def _clip(name: str = "c0", label: int = 0, frames: int = 5) -> dict:
+    return {"frame_dir": name, "label": label, "total_frames": frames,
+            "keypoint": np.zeros((1, frames, 20, 3), np.float32)}
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"annotations": [{**_clip(), "keypoint": np.full((1, 5, 20, 3), np.nan, np.float32)}]}, "NaN"),
+    ({"annotations": [{**_clip(), "keypoint": np.zeros((5, 20, 3), np.float32)}]}, "rank 4"),
+    ({"annotations": [_clip(frames=0)]}, "zero frames"),
+    ({"annotations": [_clip(label=7)], "class_names": ["a", "b"]}, "label 7 out of range"),
+    ({"annotations": [_clip()], "split": {"train": ["c0", "ghost"]}}, "not in annotations"),
+    ({"annotations": [_clip(), _clip()]}, "appears twice"),
+    ([1, 2, 3], "expected a dict"),
+])
+def test_loader_names_the_clip_and_the_problem(tmp_path: Path, data: object, message: str) -> None:
+    with pytest.raises(SsmarError, match=message):
+        load_skeleton_pickle(_write(tmp_path, data))
+
+
+def test_loader_rejects_truncated_file_and_unknown_split(tmp_path: Path, synth_file: Path) -> None:
+    truncated = tmp_path / "cut.pkl"
+    truncated.write_bytes(synth_file.read_bytes()[:1000])
+    with pytest.raises(SsmarError, match="corrupt or truncated"):
+        load_skeleton_pickle(truncated)
+    with pytest.raises(SsmarError, match="unknown split 'val'"):
+        split_members(load_skeleton_pickle(synth_file), "val", "synth")
+
+
+def test_config_typo_is_named_with_a_suggestion() -> None:
+    with pytest.raises(SsmarError, match="did you mean 'train.epochs'"):
+        load_config(None, ["train.epoch=3"])
+
+
+def test_cli_error_is_one_line_and_nonzero(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code = main(["train", f"data.file={tmp_path / 'missing.pkl'}", "--work-dir", str(tmp_path / "w")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: skeleton file not found")
+
+
+def test_short_supervised_run_on_utd_mhad_beats_chance_by_far(utd_file: Path, tmp_path: Path) -> None:
+    cfg = load_config(None, [f"data.file={utd_file}", "algorithm.name=fullysupervised", "train.epochs=4",
+                             "train.steps_per_epoch=20", "train.eval_every=4", "threads=2",
+                             "train.progress=false", f"work_dir={tmp_path}"])
+    final = run_training(cfg)
+    assert final["top1"] > 30  # 27 classes: chance is 3.7 %
+    for name in ("config.yaml", "split.json", "log.txt", "metrics.json", "latest.pt", "best.pt",
+                 "confusion.png", "confusion.npy"):
+        assert (tmp_path / name).is_file(), name
+    assert list((tmp_path / "tb").iterdir()), "TensorBoard events written"
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["final"]["top1"] == pytest.approx(final["top1"])
+    assert set(metrics["final"]) >= {"top5", "mean_class_acc", "f1_micro", "f1_macro", "per_class_acc"}
+
+
+def test_resume_restores_the_same_state_and_result(synth_file: Path, tmp_path: Path) -> None:
+    """An interrupted run resumed from latest.pt ends bit-identical to an uninterrupted one (CPU)."""
+    overrides = ["algorithm.name=fixmatch", "data.labelled_ratio=0.3", "train.epochs=3", "train.steps_per_epoch=3",
+                 "train.eval_every=1", "algorithm.params.p_cutoff=0.5"]
+    straight = Trainer(tiny_config(synth_file, tmp_path / "a", *overrides), tmp_path / "a")
+    straight.fit()
+    # "Kill" after two epochs: train a run whose budget schedule is the same but stop it early.
+    first = Trainer(tiny_config(synth_file, tmp_path / "b", *overrides), tmp_path / "b")
+    first.cfg["train"]["epochs"] = 2  # the schedule was built for 3 epochs; only the loop stops early
+    first.fit()
+    resumed = Trainer(tiny_config(synth_file, tmp_path / "b", *overrides), tmp_path / "b")
+    resumed.resume(tmp_path / "b" / "latest.pt")
+    assert resumed.epoch == 2 and resumed.context.step == 6
+    resumed.fit()
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    assert straight.history[-1]["eval_top1"] == resumed.history[-1]["eval_top1"]
+
+
+def test_eval_and_predict_round_trip(synth_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run_training(tiny_config(synth_file, tmp_path, "algorithm.name=supervised", "data.labelled_ratio=0.5",
+                             "train.epochs=1", "train.steps_per_epoch=2"))
+    checkpoint = tmp_path / "latest.pt"
+    assert main(["eval", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "ev")]) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[0])
+    saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert summary["top1"] == pytest.approx(saved["top1"], abs=0.01) and (tmp_path / "ev" / "confusion.png").is_file()
+    data = load_skeleton_pickle(synth_file)
+    clip = data["annotations"][0]["frame_dir"]
+    assert main(["predict", "--checkpoint", str(checkpoint), "--pose", str(synth_file), f"{clip}.mp4",
+                 "--json", "--top", "3"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    probabilities = [entry["probability"] for entry in result[0]["top"]]
+    assert result[0]["clip"] == clip and len(probabilities) == 3
+    assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1.0001
+
+
+def test_checkpoint_from_another_model_is_refused(synth_file: Path, tmp_path: Path) -> None:
+    run_training(tiny_config(synth_file, tmp_path / "a", "algorithm.name=supervised", "data.labelled_ratio=0.5",
+                             "train.epochs=1", "train.steps_per_epoch=1"))
+    other = Trainer(tiny_config(synth_file, tmp_path / "b", "algorithm.name=supervised", "data.labelled_ratio=0.5",
+                                "model.channels=[8,32]"), tmp_path / "b")
+    with pytest.raises(SsmarError, match="different model"):
+        other.resume(tmp_path / "a" / "latest.pt")
