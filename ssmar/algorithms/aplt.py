@@ -243,7 +243,8 @@ class APLT(Algorithm):
                 "sync_centres": None if self.sync_centres is None else self.sync_centres.cpu()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.memory.update(state["prototypes"].to(self.context.device))
+        with torch.no_grad():  # exact copy: update() would re-normalise and move the last bit
+            self.memory.prototypes.copy_(state["prototypes"])
         self.pseudo_labels, self.pseudo_keep = state["pseudo_labels"].clone(), state["pseudo_keep"].clone()
         self.round, self.rounds = state["round"], list(state["rounds"])
         self.policy.load_state_dict(state["policy"])

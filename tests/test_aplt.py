@@ -1,0 +1,117 @@
+"""APLT as an algorithm: offline round, frozen prototypes, sync ablation, resume, a real run."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import tiny_config
+from ssmar.aplt.offline import offline_round, scatter_pseudo_labels
+from ssmar.aplt.thresholds import make_threshold_policy
+from ssmar.cli.train import run_training
+from ssmar.config import load_config
+from ssmar.engine.trainer import Trainer
+
+APLT_TINY = ["algorithm.name=aplt", "data.labelled_ratio=0.3", "algorithm.params.num_aug=2",
+             "algorithm.params.p_cutoff=0.5", "train.unsup_rampup=0"]
+
+
+def aplt_trainer(data_file: Path, work_dir: Path, *overrides: str) -> Trainer:
+    return Trainer(tiny_config(data_file, work_dir, *APLT_TINY, *overrides), work_dir)
+
+
+def test_offline_round_screens_far_points_and_refines_prototypes() -> None:
+    torch.manual_seed(0)
+    centres = F.normalize(torch.randn(3, 8), dim=1)
+    near = F.normalize(centres.repeat_interleave(10, 0) + 0.05 * torch.randn(30, 8), dim=1)
+    far = F.normalize(centres + 0.9 * torch.randn(3, 8), dim=1)  # one loose point per class
+    features = torch.cat([near, far])
+    labels = torch.full((33,), -1)
+    labels[[0, 10, 20]] = torch.tensor([0, 1, 2])
+    result = offline_round(features, labels, 3, make_threshold_policy("mean"))
+    assert result.assign[:30].tolist() == [c for c in range(3) for _ in range(10)]
+    assert not result.keep[labels >= 0].any(), "labelled rows are never 'kept' pseudo-labels"
+    assert result.keep[30:].sum() < 3 and result.keep[:30].sum() >= 15
+    kept = result.keep.clone()
+    kept[[0, 10, 20]] = True
+    expected = F.normalize(torch.stack([features[kept & (result.assign == c)].mean(0) for c in range(3)]), dim=1)
+    assert torch.allclose(result.prototypes, expected, atol=1e-5)
+    table, flags = scatter_pseudo_labels(40, torch.arange(33) + 7, result.assign, result.keep)
+    assert table[:7].eq(-1).all() and torch.equal(table[7:], result.assign) and torch.equal(flags[7:], result.keep)
+
+
+def test_prototypes_stay_frozen_during_online_phase(synth_file: Path, tmp_path: Path) -> None:
+    trainer = aplt_trainer(synth_file, tmp_path, "train.steps_per_epoch=3", "algorithm.params.warmup_epochs=0",
+                           "algorithm.params.period=5")
+    trainer.algorithm.on_epoch_start(0)
+    assert trainer.algorithm.round == 1
+    before = trainer.algorithm.memory.prototypes.clone()
+    labels_before = trainer.algorithm.pseudo_labels.clone()
+    weights_before = [p.detach().clone() for p in trainer.model.parameters()]
+    record = trainer._train_epoch(None)
+    assert record["loss_u_margin"] > 0 and record["loss_sup_margin"] > 0
+    assert torch.equal(before, trainer.algorithm.memory.prototypes), "prototypes must not move online"
+    assert torch.equal(labels_before, trainer.algorithm.pseudo_labels)
+    assert not trainer.algorithm.memory.prototypes.requires_grad
+    assert any(not torch.equal(a, b) for a, b in zip(weights_before, trainer.model.parameters()))
+
+
+def test_sync_ablation_recomputes_prototypes_every_step(synth_file: Path, tmp_path: Path) -> None:
+    trainer = aplt_trainer(synth_file, tmp_path, "train.steps_per_epoch=2", "algorithm.params.warmup_epochs=0",
+                           "algorithm.params.mode=sync")
+    trainer.algorithm.on_epoch_start(0)
+    snapshots = []
+    for _ in range(2):
+        trainer.algorithm.train_step(trainer._make_batch()).loss.backward()
+        trainer.optimizer.step()
+        snapshots.append(trainer.algorithm.memory.prototypes.clone())
+    assert not torch.equal(snapshots[0], snapshots[1])
+
+
+def test_resume_mid_round_restores_the_same_pseudo_labels(synth_file: Path, tmp_path: Path) -> None:
+    overrides = ["train.epochs=4", "train.steps_per_epoch=2", "algorithm.params.warmup_epochs=1",
+                 "algorithm.params.period=2", "algorithm.params.threshold_policy=ema"]
+    straight = aplt_trainer(synth_file, tmp_path / "a", *overrides)
+    straight.fit()
+    first = aplt_trainer(synth_file, tmp_path / "b", *overrides)
+    first.cfg["train"]["epochs"] = 2  # stop between the rounds of epochs 1 and 3
+    first.fit()
+    resumed = aplt_trainer(synth_file, tmp_path / "b", *overrides)
+    resumed.resume(tmp_path / "b" / "latest.pt")
+    assert resumed.algorithm.round == 1
+    assert torch.equal(resumed.algorithm.pseudo_labels, first.algorithm.pseudo_labels)
+    assert torch.equal(resumed.algorithm.memory.prototypes, first.algorithm.memory.prototypes)
+    resumed.fit()
+    assert resumed.algorithm.round == straight.algorithm.round == 2
+    assert torch.equal(resumed.algorithm.pseudo_labels, straight.algorithm.pseudo_labels)
+    assert torch.equal(resumed.algorithm.memory.prototypes, straight.algorithm.memory.prototypes)
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    rounds = json.loads((tmp_path / "b" / "aplt_rounds.json").read_text())["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2] and (tmp_path / "b" / "aplt_rounds.png").is_file()
+
+
+def test_fusion_changes_scores_only_when_enabled(synth_file: Path, tmp_path: Path) -> None:
+    trainer = aplt_trainer(synth_file, tmp_path, "algorithm.params.warmup_epochs=0", "algorithm.params.fusion=1.0")
+    trainer.algorithm.on_epoch_start(0)
+    x = trainer.data.evaluation.clips[:4]
+    model = trainer.ema.module.eval()
+    fused = trainer.algorithm.predict(model, x)
+    plain = model(x)["logits"]
+    assert fused.shape == plain.shape and not torch.allclose(fused, plain)
+    assert torch.allclose(fused.exp().sum(1), torch.full((4,), 2.0), atol=1e-4)  # two softmaxes, weight 1 each
+
+
+@pytest.mark.slow
+def test_short_aplt_run_on_utd_mhad_beats_chance(utd_file: Path, tmp_path: Path) -> None:
+    cfg = load_config(None, [f"data.file={utd_file}", "algorithm.name=aplt", "data.labelled_ratio=0.2",
+                             "train.epochs=4", "train.steps_per_epoch=10", "train.eval_every=4",
+                             "algorithm.params.warmup_epochs=2", "algorithm.params.period=1", "threads=2",
+                             "train.progress=false", f"work_dir={tmp_path}"])
+    final = run_training(cfg)
+    assert final["top1"] > 15  # 27 classes: chance is 3.7 %
+    rounds = json.loads((tmp_path / "aplt_rounds.json").read_text())["rounds"]
+    assert len(rounds) == 2 and all(0 < r["coverage"] <= 1 for r in rounds)
+    assert all(r["accuracy"] > 1 / 27 for r in rounds), "offline pseudo-labels beat chance"
