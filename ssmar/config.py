@@ -22,6 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "device": "cpu",  # cpu | cuda | cuda:N
     "threads": 0,  # torch intra-op threads; 0 = all cores
     "data": {
+        "type": "skeleton",  # skeleton (data.file) | video (data.train_list / test_list; docs/video.md)
         "file": None,  # skeleton pickle (PYSKL/MMAction2 format)
         "train_split": "train",
         "test_split": "test",
@@ -32,6 +33,17 @@ DEFAULTS: dict[str, Any] = {
         "labelled_ratio": 0.1,  # fraction of each class labelled (at least one per class)
         "labels_per_class": None,  # if set, overrides labelled_ratio
         "include_labelled_in_unlabelled": False,  # USB convention is False for skeletons here; see docs
+        # video only (data.type=video)
+        "video_root": None,  # folder the lists' clip paths are relative to; None = each list file's folder
+        "train_list": None,  # MMAction2 list, '<clip> <label>' per line
+        "test_list": None,  # what evaluation uses (point it at a val list to tune)
+        "label_names": None,  # 'id<TAB>name' file (MA-52 label_name.txt); None = class_<id>
+        "segments": 8,  # frames per clip, one per equal segment (TSN sampling)
+        "resolution": 224,  # square network input (crop) size
+        "short_side": None,  # frames are resized to this short side before cropping; None = resolution * 8/7
+        "frame_cache": None,  # None (decode every time) | memory | a folder for one .npz of frames per video
+        "decode_threads": 4,  # videos of a batch decoded in parallel
+        "allow_missing_classes": False,  # allow classes without a training clip (subsets like the MA-52 demo)
     },
     "model": {
         "name": "stgcn",
@@ -40,6 +52,10 @@ DEFAULTS: dict[str, Any] = {
         "temporal_kernel": 9,
         "dropout": 0.0,
         "head_dropout": 0.0,
+        # tsm_resnet only (each backbone takes the keys its constructor names)
+        "depth": 50,  # 18 | 34 | 50 | 101
+        "shift_div": 8,  # 1/shift_div of the channels shift each way in time
+        "pretrained": None,  # None | imagenet (needs torchvision) | path to a torchvision ResNet state_dict
     },
     "augment": {
         "weak": {},  # parameters of ssmar.data.augment.weak_augment
@@ -52,7 +68,7 @@ DEFAULTS: dict[str, Any] = {
     "train": {
         "epochs": 40,
         "steps_per_epoch": 30,  # fixed for every method, so budgets are equal
-        "batch_size": 16,  # labelled clips per step (global, across processes)
+        "batch_size": 16,  # labelled clips per step: global, split evenly over DDP processes (docs/distributed.md)
         "uratio": 2,  # unlabelled clips per labelled clip (mu)
         "optimizer": "sgd",  # sgd | adamw
         "lr": 0.05,
@@ -65,6 +81,9 @@ DEFAULTS: dict[str, Any] = {
         "eval_every": 5,  # epochs
         "eval_batch_size": 128,
         "progress": True,
+        "sync_bn": False,  # DDP: BatchNorm statistics over the global batch (1-process parity) instead of per process
+        "amp": False,  # CUDA only: bfloat16 autocast of the forward pass and losses (no GradScaler needed)
+        "channels_last": False,  # CUDA only: channels-last memory format for 2-D conv backbones (TSM)
     },
 }
 

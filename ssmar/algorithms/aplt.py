@@ -28,6 +28,8 @@ from ssmar.aplt.offline import OfflineRound, offline_round, scatter_pseudo_label
 from ssmar.aplt.plots import plot_rounds
 from ssmar.aplt.prototypes import PrototypeMemory, prototype_drift
 from ssmar.aplt.thresholds import make_threshold_policy
+from ssmar.engine import faults
+from ssmar.engine.distributed import all_reduce_sum, broadcast_
 from ssmar.errors import SsmarError
 from ssmar.utils.io import save_json
 
@@ -96,21 +98,20 @@ class APLT(Algorithm):
         encoder = ctx.ema_model if p["bank_model"] == "ema" else self._unwrap(self.model)
         was_training = encoder.training
         encoder.eval()
-        logits_seen: list[torch.Tensor] = []
-
-        def embed(x: torch.Tensor) -> torch.Tensor:
-            out = encoder(x)
-            logits_seen.append(out["logits"].float())
-            return out["feat"]
-
         data = ctx.data
         generator = torch.Generator().manual_seed(int(ctx.cfg["seed"]) * 1_000_003 + self.round)
-        bank = build_feature_bank(embed, ctx.clips, data.labelled, data.train.labels[data.labelled], data.unlabelled,
+        clips, embed, bank_logits = self._bank_shard(encoder)
+        bank = build_feature_bank(embed, clips, data.labelled, data.train.labels[data.labelled], data.unlabelled,
                                   num_aug=int(p["num_aug"]), augment=ctx.weak_augment, generator=generator,
                                   batch_size=int(p["bank_batch_size"]), device=ctx.device, progress=ctx.progress)
         encoder.train(was_training)
+        all_reduce_sum(bank.features)  # each row is non-zero on the one process that embedded it
+        logits_seen = all_reduce_sum(bank_logits())
+        faults.point("offline")
         result = offline_round(bank.features, bank.labels, self.num_classes, self.policy,
                                max_iter=int(p["kmeans_iters"]))
+        for shared in (result.prototypes, result.centres, result.assign, result.keep):
+            broadcast_(shared)  # rank 0's round everywhere, even where GPU k-means is not bit-reproducible
         previous = self.memory.prototypes.clone()
         self.memory.update(result.prototypes)
         unlabelled_rows = bank.is_unlabelled
@@ -119,10 +120,42 @@ class APLT(Algorithm):
             len(data.train), positions, result.assign[unlabelled_rows], result.keep[unlabelled_rows])
         if p["mode"] == "sync":
             self._init_sync_bank(bank.features, bank.dataset_index, bank.is_view, result.centres)
-        logits = torch.cat(logits_seen)[-len(positions):] if len(positions) else torch.empty(0, self.num_classes)
+        logits = logits_seen[-len(positions):] if len(positions) else torch.empty(0, self.num_classes)
         self.round += 1
         self._record_round(epoch, result, positions, unlabelled_rows, logits, previous, time.time() - started)
         return result
+
+    def _bank_shard(self, encoder: nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor],
+                                                       Callable[[torch.Tensor], torch.Tensor],
+                                                       Callable[[], torch.Tensor]]:
+        """``clips_fn`` and ``embed_fn`` for ``build_feature_bank`` that split its work over DDP processes,
+        and a function returning the logits of the rows embedded here (zeros elsewhere).
+
+        The bank loads one batch (``clips_fn``), then embeds it and its augmented views; load i is
+        process i mod N's. The others stand in zeros for its clips (never loaded) and embeddings, so
+        every process draws the same augmentation stream as one process would, and the sum over
+        processes is, bit for bit, the bank one process builds (x + 0 = x). One process: plain calls.
+        """
+        ctx = self.context
+        world, rank = ctx.dist.world_size, ctx.dist.rank
+        dim = self.memory.prototypes.shape[1]
+        loads, logits = [], []
+
+        def clips(indices: torch.Tensor) -> torch.Tensor:
+            loads.append(len(loads) % world == rank)
+            if loads[-1]:
+                return ctx.clips(indices)
+            return torch.zeros((len(indices), *ctx.data.train.clips.shape[1:]), device=ctx.device)
+
+        def embed(x: torch.Tensor) -> torch.Tensor:
+            if not loads[-1]:
+                logits.append(torch.zeros(len(x), self.num_classes, device=x.device))
+                return torch.zeros(len(x), dim, device=x.device)
+            out = encoder(x)
+            logits.append(out["logits"].float())
+            return out["feat"]
+
+        return clips, embed, lambda: torch.cat(logits)
 
     def _record_round(self, epoch: int, result: OfflineRound, positions: torch.Tensor, rows: torch.Tensor,
                       logits: torch.Tensor, previous: torch.Tensor, seconds: float) -> None:

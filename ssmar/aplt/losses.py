@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ssmar.engine.distributed import mean_over_processes
 from ssmar.errors import SsmarError
 
 
@@ -23,6 +24,8 @@ def additive_margin_loss(cosine: Tensor, target: Tensor, margin: float = 0.2, sc
     ``weight`` [B] (bool mask or non-negative floats) weights each sample; rows with
     ``target < 0`` (e.g. screened-out pseudo-labels) get weight 0. The result is
     sum(w·loss) / sum(w), and exactly 0 (with zero gradients, no NaN) when no weight is left.
+    Under DDP the denominator is the mean of sum(w) over processes, so that the mean of the
+    per-process losses, which DDP's gradient averaging optimises, is the global weighted mean.
     """
     if cosine.ndim != 2 or target.shape != cosine.shape[:1]:
         raise SsmarError(f"additive_margin_loss: cosine must be [B, K] and target [B], got {tuple(cosine.shape)} "
@@ -35,4 +38,4 @@ def additive_margin_loss(cosine: Tensor, target: Tensor, margin: float = 0.2, sc
     w = valid.to(cosine.dtype) if weight is None else valid.to(cosine.dtype) * weight.to(cosine.dtype)
     logits = scale * (cosine - margin * F.one_hot(target, cosine.shape[1]).to(cosine.dtype))
     per_sample = F.cross_entropy(logits, target, reduction="none")
-    return (w * per_sample).sum() / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
+    return (w * per_sample).sum() / mean_over_processes(w.sum()).clamp_min(torch.finfo(w.dtype).tiny)

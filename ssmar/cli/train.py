@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     train.set_defaults(func=cmd_train)
 
-    evaluate = subparsers.add_parser("eval", help="evaluate a checkpoint; write metrics, confusion matrix, submission")
-    evaluate.add_argument("--checkpoint", required=True, help="a latest.pt / best.pt written by ssmar train")
-    evaluate.add_argument("--data", help="skeleton pickle (default: the one the checkpoint was trained on)")
-    evaluate.add_argument("--split", help="split to evaluate (default: the checkpoint's test split)")
+    evaluate = subparsers.add_parser("eval", help="evaluate a checkpoint (or fuse two); write metrics, confusion "
+                                                  "matrix, submission")
+    which = evaluate.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="a latest.pt / best.pt written by ssmar train")
+    which.add_argument("--fuse", nargs=2, metavar=("CKPT_A", "CKPT_B"),
+                       help="late fusion: score each checkpoint on its own data (e.g. pose pickle, video list), "
+                            "match clips by name, average softmax probabilities")
+    evaluate.add_argument("--data", help="skeleton pickle or video list (default: what the checkpoint was trained on)")
+    evaluate.add_argument("--data-a", help="with --fuse: data of CKPT_A (default: its own)")
+    evaluate.add_argument("--data-b", help="with --fuse: data of CKPT_B (default: its own)")
+    evaluate.add_argument("--weights", default="1,1", help="with --fuse: weights of CKPT_A,CKPT_B (default 1,1)")
+    evaluate.add_argument("--split", help="split to evaluate (default: the checkpoint's test split; video: train|test)")
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--out", help="directory for metrics.json and confusion.png (default: beside the checkpoint)")
     evaluate.add_argument("--submission", help="also write MA-52 challenge predictions (CSV) to this file")
@@ -66,36 +75,43 @@ def resume_path(resume: str | None, work_dir: Path) -> Path | None:
 
 
 def run_training(cfg: dict[str, Any], resume: str | None = None) -> dict[str, Any]:
-    """Train (or resume) one run as configured; return the final metrics."""
+    """Train (or resume) one run as configured; return the final metrics (on every DDP process)."""
+    from ssmar.engine import distributed
     from ssmar.engine.trainer import Trainer
 
     trainer = Trainer(cfg, Path(cfg["work_dir"]))
-    checkpoint = resume_path(resume, trainer.work_dir)
+    # Rank 0 decides: only its work dir is sure to hold latest.pt (it alone writes there).
+    checkpoint = distributed.broadcast_object(resume_path(resume, trainer.work_dir) if trainer.dist.is_main else None)
     if checkpoint is not None:
         trainer.resume(checkpoint)
-    return trainer.fit()
+    final = trainer.fit()
+    distributed.shutdown()
+    return final
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     final = run_training(cfg, args.resume)
-    if final:
+    if final and os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line
         print(f"top1 {final['top1']:.2f}  top5 {final['top5']:.2f}  mean-class {final['mean_class_acc']:.2f}  "
               f"F1-macro {final['f1_macro']:.2f}  -> {cfg['work_dir']}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from ssmar.engine.fusion import metric_summary
     from ssmar.engine.inference import load_recognizer
     from ssmar.engine.metrics import classification_metrics, plot_confusion
     from ssmar.utils.io import save_json
 
+    if args.fuse:
+        return cmd_fuse(args)
+    if args.data_a or args.data_b:
+        raise SsmarError("--data-a / --data-b go with --fuse; with --checkpoint use --data")
     recognizer = load_recognizer(args.checkpoint, args.device)
-    cfg = recognizer.config
-    data_file = args.data or cfg["data"]["file"]
-    split = args.split or cfg["data"]["test_split"]
-    clips, labels, names = recognizer.encode_split(data_file, split)
-    scores = recognizer.scores(clips)
+    encoded = recognizer.encode_source(args.data, args.split)
+    data_file, split, labels, names = encoded.source, encoded.split, encoded.labels, encoded.names
+    scores = recognizer.scores(encoded.clips)
     meta = recognizer.meta
     metrics = classification_metrics(scores, labels, meta["class_names"], meta.get("body_map"), meta.get("body_names"))
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval_{split}"
@@ -114,9 +130,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
         body_scores = np.stack([scores[:, np.asarray(body_map) == b].max(axis=1)
                                 for b in range(max(body_map) + 1)], axis=1)
         write_submission(args.submission, names, order, np.argsort(-body_scores, axis=1)[:, :5])
-    summary = {k: round(metrics[k], 2) for k in ("top1", "top5", "mean_class_acc", "f1_micro", "f1_macro")}
-    if "f1_mean" in metrics:
-        summary.update({k: round(metrics[k], 2) for k in ("body_top1", "body_top5", "f1_mean")})
-    print(json.dumps(summary))
+    print(json.dumps(metric_summary(metrics)))
+    print(f"metrics and confusion matrix in {out}")
+    return 0
+
+
+def cmd_fuse(args: argparse.Namespace) -> int:
+    """``ssmar eval --fuse A B``: metrics of A, B and their late fusion on the clips both scored."""
+    from ssmar.engine.fusion import evaluate_fusion, metric_summary, parse_weights
+    from ssmar.engine.metrics import plot_confusion
+    from ssmar.utils.io import save_json
+
+    if args.data or args.submission:
+        raise SsmarError("with --fuse use --data-a / --data-b instead of --data; --submission needs --checkpoint")
+    weights = parse_weights(args.weights, len(args.fuse))
+    result, fused = evaluate_fusion(args.fuse, [args.data_a, args.data_b], weights, args.split, args.device)
+    out = Path(args.out) if args.out else Path(args.fuse[0]).parent / "fusion"
+    confusion = np.asarray(result.pop("confusion"))
+    save_json({"checkpoints": [str(c) for c in args.fuse], **result}, out / "metrics.json")
+    np.save(out / "confusion.npy", confusion)
+    plot_confusion(confusion, fused.class_names, str(out / "confusion.png"),
+                   title=f"late fusion ({args.weights}): top-1 {result['fused']['top1']:.1f}%")
+    for model in result["models"]:
+        print(json.dumps(model))
+    print(json.dumps({"fused": metric_summary(result["fused"]), "matched": result["matched"],
+                      "unmatched": result["unmatched"]}))
     print(f"metrics and confusion matrix in {out}")
     return 0

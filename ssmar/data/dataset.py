@@ -2,6 +2,8 @@
 
 Skeleton clips are small, so every split is preprocessed once into one tensor
 ``[N, C, T, V, M]``; augmentation then runs batched on the training device.
+``data.type=video`` dispatches to :func:`ssmar.video.dataset.prepare_video_data`, whose
+clips are a lazy stand-in for that tensor.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ssmar.errors import SsmarError
 
 @dataclass
 class ClipSet:
-    clips: torch.Tensor  # [N, C, T, V, M]
+    clips: torch.Tensor  # [N, C, T, V, M]; for video a lazy VideoClips, indexed to [B, 3, T, H, W]
     labels: torch.Tensor  # [N]
     names: list[str]
 
@@ -41,7 +43,7 @@ class PreparedData:
     unlabelled: torch.Tensor  # positions into train; their labels are for diagnostics only
     evaluation: ClipSet  # what per-epoch evaluation and final metrics use (test or val)
     class_names: list[str]
-    layout: Layout
+    layout: Layout | None  # None for video data
     body_map: list[int] | None = None
     body_names: list[str] | None = None
     info: dict[str, Any] = field(default_factory=dict)
@@ -58,8 +60,17 @@ def encode_annotations(annotations: list[dict], layout: Layout, frames: int, max
                    [ann["frame_dir"] for ann in annotations])
 
 
-def prepare_data(cfg: dict[str, Any], work_dir: Path, seed: int) -> PreparedData:
+def prepare_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_split: bool = True) -> PreparedData:
+    """Encode the configured splits; ``write_split=False`` (DDP ranks but 0) neither reads nor
+    writes WORK_DIR/split.json: the trainer takes rank 0's partition."""
     data_cfg = cfg["data"]
+    data_type = data_cfg.get("type", "skeleton")
+    if data_type == "video":
+        from ssmar.video.dataset import prepare_video_data
+
+        return prepare_video_data(cfg, work_dir, seed, write_split)
+    if data_type != "skeleton":
+        raise SsmarError(f"unknown data.type '{data_type}'; use skeleton or video")
     if not data_cfg.get("file"):
         raise SsmarError("no data file given; set data.file=PATH (a skeleton pickle) or use `ssmar data synth`")
     source = str(data_cfg["file"])
@@ -90,7 +101,8 @@ def prepare_data(cfg: dict[str, Any], work_dir: Path, seed: int) -> PreparedData
     params = {"data": Path(source).name, "train_split": data_cfg["train_split"], "val_fraction": val_fraction,
               "labelled_ratio": data_cfg["labelled_ratio"], "labels_per_class": data_cfg["labels_per_class"],
               "seed": seed}
-    labelled, unlabelled = load_or_make_split(work_dir / "split.json", train.names, train.labels.numpy(), params,
+    split_file = work_dir / "split.json" if write_split else None
+    labelled, unlabelled = load_or_make_split(split_file, train.names, train.labels.numpy(), params,
                                               num_classes=len(class_names))
     return PreparedData(train=train, labelled=torch.from_numpy(labelled), unlabelled=torch.from_numpy(unlabelled),
                         evaluation=evaluation, class_names=class_names, layout=layout,

@@ -43,10 +43,13 @@ def make_ssl_split(labels: np.ndarray, seed: int, ratio: float | None = None,
     return labelled, unlabelled
 
 
-def load_or_make_split(path: Path, names: Sequence[str], labels: np.ndarray, params: dict[str, Any],
+def load_or_make_split(path: Path | None, names: Sequence[str], labels: np.ndarray, params: dict[str, Any],
                        num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Reuse ``path`` when it was made with the same ``params``; otherwise create and save it."""
-    if path.exists():
+    """Reuse ``path`` when it was made with the same ``params``; otherwise create and save it.
+
+    ``path=None`` makes the split in memory only (DDP ranks other than 0, which take rank 0's).
+    """
+    if path is not None and path.exists():
         saved = json.loads(path.read_text())
         if saved.get("params") != params:
             raise SsmarError(f"{path} was made with {saved.get('params')}, but this run asks for {params}; "
@@ -68,8 +71,9 @@ def load_or_make_split(path: Path, names: Sequence[str], labels: np.ndarray, par
     if missing:
         raise SsmarError(f"class(es) {missing[:5]} have no training clip, so they cannot be labelled; "
                          "check the data file's labels and class_names")
-    save_json({"params": params,
-               "labelled": [names[i] for i in labelled],
-               "unlabelled": [names[i] for i in unlabelled],
-               "counts": {"labelled": int(len(labelled)), "unlabelled": int(len(unlabelled))}}, path)
+    if path is not None:
+        save_json({"params": params,
+                   "labelled": [names[i] for i in labelled],
+                   "unlabelled": [names[i] for i in unlabelled],
+                   "counts": {"labelled": int(len(labelled)), "unlabelled": int(len(unlabelled))}}, path)
     return labelled, unlabelled

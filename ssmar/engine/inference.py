@@ -21,15 +21,28 @@ from ssmar.models import build_model
 
 
 @dataclass
+class EncodedSet:
+    """Clips ready for :meth:`Recognizer.scores`, with where they came from."""
+
+    clips: Any  # tensor, or lazy VideoClips for video checkpoints
+    labels: np.ndarray
+    names: list[str]
+    source: str  # skeleton pickle or video list
+    split: str
+
+
+@dataclass
 class Recognizer:
     model: nn.Module  # the EMA weights, in eval mode
     config: dict[str, Any]
     meta: dict[str, Any]
-    layout: Layout
+    layout: Layout | None  # None for video checkpoints
     device: torch.device
     score_fn: Any = None  # algorithm-specific scoring (e.g. APLT's prototype fusion); None = linear head
 
     def encode(self, annotations: list[dict]) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+        if self.layout is None:
+            raise SsmarError("this is a video checkpoint; it scores video lists, not skeleton clips")
         joints = {np.shape(ann["keypoint"])[2] for ann in annotations}
         if joints != {self.layout.num_joints}:
             raise SsmarError(f"mismatched joint count: the model expects {self.layout.num_joints} joints "
@@ -42,7 +55,31 @@ class Recognizer:
         annotations = [data["annotations"][i] for i in split_members(data, split, str(data_file))]
         return self.encode(annotations)
 
-    def scores(self, clips: torch.Tensor, batch_size: int = 128) -> np.ndarray:
+    def encode_source(self, data: str | Path | None = None, split: str | None = None) -> EncodedSet:
+        """The evaluation clips of the data this checkpoint was trained on, or of ``data``.
+
+        Skeleton: ``data`` is a pickle and ``split`` one of its splits (default: the test
+        split). Video: ``data`` is an MMAction2 list (default: ``data.<split>_list``, with
+        ``split`` train or test), read with the checkpoint's segments and resolution.
+        """
+        data_cfg = self.config["data"]
+        if data_cfg.get("type", "skeleton") != "video":
+            source, split = data or data_cfg["file"], split or data_cfg["test_split"]
+            clips, labels, names = self.encode_split(source, split)
+            return EncodedSet(clips, labels, names, str(source), split)
+        from ssmar.video.dataset import load_video_list
+
+        split = split or "test"
+        if data is None and split not in ("train", "test"):
+            raise SsmarError(f"video checkpoints know the splits train and test (data.train_list / "
+                             f"data.test_list), not '{split}'; pass a list file with --data")
+        source = data or data_cfg[f"{split}_list"]
+        encoded = load_video_list(source, data_cfg, train=False, num_classes=self.meta["num_classes"])
+        return EncodedSet(encoded.clips, encoded.labels.numpy(), encoded.names, str(source), split)
+
+    def scores(self, clips: torch.Tensor, batch_size: int | None = None) -> np.ndarray:
+        """Class scores ``[N, K]``, in batches of the run's ``train.eval_batch_size`` unless given."""
+        batch_size = batch_size or int(self.config["train"]["eval_batch_size"])
         return predict_scores(self.model, clips, self.device, batch_size, self.score_fn)
 
     def probabilities(self, clips: torch.Tensor) -> np.ndarray:
@@ -52,14 +89,19 @@ class Recognizer:
 def load_recognizer(checkpoint: str | Path, device: str = "cpu") -> Recognizer:
     state = load_checkpoint(checkpoint)
     meta = state["meta"]
-    layout_fields = dict(meta["layout"])
-    for key in ("joint_names", "scale_pair", "center_joints"):
-        layout_fields[key] = tuple(layout_fields[key])
-    for key in ("edges", "flip_pairs"):
-        layout_fields[key] = tuple(tuple(pair) for pair in layout_fields[key])
-    layout = Layout(**layout_fields)
+    layout = None
+    if meta["layout"] is not None:
+        layout_fields = dict(meta["layout"])
+        for key in ("joint_names", "scale_pair", "center_joints"):
+            layout_fields[key] = tuple(layout_fields[key])
+        for key in ("edges", "flip_pairs"):
+            layout_fields[key] = tuple(tuple(pair) for pair in layout_fields[key])
+        layout = Layout(**layout_fields)
     torch_device = resolve_device(device)
-    model = build_model(meta["model"], meta["num_classes"], layout.adjacency("spatial"), meta["in_channels"])
+    # The checkpoint holds every weight: never fetch pretrained ones again.
+    model_cfg = {**meta["model"], "pretrained": None}
+    model = build_model(model_cfg, meta["num_classes"], layout.adjacency("spatial") if layout else None,
+                        meta["in_channels"])
     try:
         model.load_state_dict(state["ema"])
     except RuntimeError as exc:

@@ -25,11 +25,11 @@ from tqdm import tqdm
 from ssmar.algorithms import algorithm_class
 from ssmar.algorithms.base import Algorithm, Batch, StepResult
 from ssmar.config import dump_config
-from ssmar.data.augment import strong_augment, weak_augment
 from ssmar.data.dataset import PreparedData, prepare_data
 from ssmar.data.samplers import InfiniteSampler
-from ssmar.engine import distributed
-from ssmar.engine.context import TrainContext
+from ssmar.engine import distributed, faults
+from ssmar.engine.augmentations import build_augmentations
+from ssmar.engine.context import Augment, TrainContext
 from ssmar.engine.ema import ModelEMA
 from ssmar.engine.evaluate import predict_scores
 from ssmar.engine.metrics import classification_metrics, plot_confusion
@@ -104,7 +104,8 @@ class PseudoLabelMeter:
 
 
 class Trainer:
-    def __init__(self, cfg: dict[str, Any], work_dir: Path):
+    def __init__(self, cfg: dict[str, Any], work_dir: Path, data: PreparedData | None = None):
+        """``data`` replaces loading ``cfg['data']`` (benchmarks pass in-memory synthetic clips)."""
         self.cfg = cfg
         self.work_dir = Path(work_dir)
         self.dist = distributed.init_distributed(cfg["device"])
@@ -116,13 +117,17 @@ class Trainer:
             torch.cuda.set_device(self.device)
         if cfg["threads"]:
             torch.set_num_threads(int(cfg["threads"]))
-        try:
-            self.work_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.work_dir / ".write_test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise SsmarError(f"work dir {self.work_dir} is not writable ({exc.strerror}); pass a writable --work-dir") from exc
+        if self.dist.is_main:  # only rank 0 writes files
+            try:
+                self.work_dir.mkdir(parents=True, exist_ok=True)
+                probe = self.work_dir / ".write_test"
+                probe.write_text("")
+                probe.unlink()
+            except OSError as exc:
+                raise SsmarError(f"work dir {self.work_dir} is not writable ({exc.strerror}); "
+                                 "pass a writable --work-dir") from exc
+            for stale in self.work_dir.glob(".*.tmp"):  # left by a write that a crash (SIGKILL) cut short
+                stale.unlink(missing_ok=True)
         self.logger = make_logger(self.work_dir, self.dist.is_main)
         seed_everything(cfg["seed"])
         torch.use_deterministic_algorithms(self.device.type == "cpu", warn_only=True)
@@ -130,15 +135,28 @@ class Trainer:
         self.algorithm_cls = algorithm_class(cfg["algorithm"]["name"])
         if self.algorithm_cls.all_labels:
             cfg["data"]["labelled_ratio"], cfg["data"]["labels_per_class"] = 1.0, None
-        self.data: PreparedData = prepare_data(cfg, self.work_dir, seed=cfg["seed"])
+        self.data: PreparedData = data if data is not None else prepare_data(cfg, self.work_dir, seed=cfg["seed"],
+                                                                             write_split=self.dist.is_main)
+        if self.dist.world_size > 1:  # every process trains on rank 0's partition (its split.json)
+            self.data.labelled, self.data.unlabelled = distributed.broadcast_object(
+                (self.data.labelled, self.data.unlabelled))
         if self.algorithm_cls.uses_unlabelled and len(self.data.unlabelled) == 0:
             raise SsmarError(f"{cfg['algorithm']['name']} needs unlabelled clips but the split has none; "
                              "lower data.labelled_ratio")
 
         train_cfg = cfg["train"]
         in_channels = self.data.train.clips.shape[1]
-        self.model = build_model(cfg["model"], self.data.num_classes, self.data.layout.adjacency("spatial"),
-                                 in_channels).to(self.device)
+        adjacency = self.data.layout.adjacency("spatial") if self.data.layout is not None else None
+        self.model = build_model(cfg["model"], self.data.num_classes, adjacency, in_channels).to(self.device)
+        if train_cfg["sync_bn"] and self.dist.world_size > 1:
+            self.model = distributed.convert_sync_batchnorm(self.model)
+        # bfloat16 autocast needs no GradScaler (fp32's exponent range); both options are CUDA-only.
+        on_cuda = self.device.type == "cuda"
+        self.amp = bool(train_cfg["amp"]) and on_cuda
+        if train_cfg["channels_last"] and on_cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if (train_cfg["amp"] or train_cfg["channels_last"]) and not on_cuda:
+            self.logger.info("train.amp / train.channels_last apply on CUDA only; ignored on this device")
         self.ema = ModelEMA(self.model, train_cfg["ema"])
         self.optimizer = build_optimizer(self.model, train_cfg)
         self.steps_per_epoch = int(train_cfg["steps_per_epoch"])
@@ -150,17 +168,21 @@ class Trainer:
             self.train_model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
-        self.generator = torch.Generator().manual_seed(cfg["seed"] * 7919 + self.dist.rank)
+        # One augmentation stream shared by all processes (see _augment): one state to checkpoint.
+        self.generator = torch.Generator().manual_seed(cfg["seed"] * 7919)
+        weak, strong = build_augmentations(cfg)
         self.context = TrainContext(
             cfg=cfg, device=self.device, data=self.data, work_dir=self.work_dir,
-            weak_augment=weak_augment(cfg["augment"]["weak"]),
-            strong_augment=strong_augment(cfg["augment"]["strong"]),
+            weak_augment=weak, strong_augment=strong,
             generator=self.generator, ema_model=self.ema.module, dist=self.dist, logger=self.logger,
             steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
             label_smoothing=float(train_cfg["label_smoothing"]))
         self.algorithm: Algorithm = self.algorithm_cls(self.train_model, self.data.num_classes,
                                                        dict(cfg["algorithm"]["params"] or {}), self.context)
         batch = int(train_cfg["batch_size"])
+        if batch % self.dist.world_size:
+            raise SsmarError(f"train.batch_size={batch} is the global batch and must split evenly over "
+                             f"{self.dist.world_size} processes; use a multiple of {self.dist.world_size}")
         self.labelled_sampler = InfiniteSampler(self.data.labelled, batch, seed=cfg["seed"],
                                                 rank=self.dist.rank, world_size=self.dist.world_size)
         self.unlabelled_sampler = None
@@ -180,7 +202,8 @@ class Trainer:
     def _model_meta(self) -> dict[str, Any]:
         """What inference needs to rebuild the model and preprocess new clips."""
         return {"model": self.cfg["model"], "num_classes": self.data.num_classes,
-                "class_names": self.data.class_names, "layout": dataclasses.asdict(self.data.layout),
+                "class_names": self.data.class_names,
+                "layout": dataclasses.asdict(self.data.layout) if self.data.layout is not None else None,
                 "in_channels": int(self.data.train.clips.shape[1]), "algorithm": self.cfg["algorithm"]["name"],
                 "frames": self.cfg["data"]["frames"], "max_persons": self.cfg["data"]["max_persons"],
                 "body_map": self.data.body_map, "body_names": self.data.body_names}
@@ -199,8 +222,10 @@ class Trainer:
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
         }
 
-    def resume(self, path: Path) -> None:
-        state = load_checkpoint(path)
+    def resume(self, path: Path | None) -> None:
+        """Continue from checkpoint ``path``. Under DDP only rank 0 reads it (other ranks pass any
+        value, e.g. None) and sends the state to the others, so their work dirs need no copy."""
+        state = distributed.broadcast_object(load_checkpoint(path) if self.dist.is_main else None)
         saved_model = state["meta"]["model"]
         if saved_model != self.cfg["model"] or state["meta"]["num_classes"] != self.data.num_classes:
             raise SsmarError(f"{path} holds a different model ({saved_model}, {state['meta']['num_classes']} classes) "
@@ -225,19 +250,36 @@ class Trainer:
         self.logger.info(f"resumed from {path} at epoch {self.epoch} (step {self.context.step})")
 
     # ----------------------------------------------------------------- loop
+    def _augment(self, augment: Augment, clips: torch.Tensor) -> torch.Tensor:
+        """``augment`` this process's slice of the global batch as if the whole batch were augmented.
+
+        Augmentations draw per-sample parameters in batch order from a generator shared by all
+        processes, and the number of draws depends on the batch shape only. Each process
+        therefore augments a global-batch-shaped tensor holding its clips in its slice (zeros,
+        never loaded, elsewhere) and keeps its slice: every clip gets the parameters it gets in
+        one process (parity), and all processes end with the same generator state (resume).
+        """
+        world, rank = self.dist.world_size, self.dist.rank
+        if world == 1:
+            return augment(clips, self.generator)
+        mine = slice(rank * len(clips), (rank + 1) * len(clips))
+        full = clips.new_zeros((world * len(clips), *clips.shape[1:]))
+        full[mine] = clips
+        return augment(full, self.generator)[mine]
+
     def _make_batch(self) -> Batch:
-        ctx, gen = self.context, self.generator
+        ctx = self.context
         lb_idx = self.labelled_sampler.next()
         x_lb_raw = ctx.clips(lb_idx)
-        batch = Batch(x_lb=ctx.weak_augment(x_lb_raw, gen), y_lb=self.data.train.labels[lb_idx].to(self.device),
-                      idx_lb=lb_idx.to(self.device))
+        batch = Batch(x_lb=self._augment(ctx.weak_augment, x_lb_raw),
+                      y_lb=self.data.train.labels[lb_idx].to(self.device), idx_lb=lb_idx.to(self.device))
         if self.algorithm_cls.needs_labelled_strong:
-            batch.x_lb_strong = ctx.strong_augment(x_lb_raw, gen)
+            batch.x_lb_strong = self._augment(ctx.strong_augment, x_lb_raw)
         if self.unlabelled_sampler is not None:
             ulb_idx = self.unlabelled_sampler.next()
             x_ulb = ctx.clips(ulb_idx)
-            batch.x_ulb_weak = ctx.weak_augment(x_ulb, gen)
-            batch.x_ulb_strong = ctx.strong_augment(x_ulb, gen)
+            batch.x_ulb_weak = self._augment(ctx.weak_augment, x_ulb)
+            batch.x_ulb_strong = self._augment(ctx.strong_augment, x_ulb)
             batch.idx_ulb = ulb_idx.to(self.device)
             batch.y_ulb_hidden = self.data.train.labels[ulb_idx].to(self.device)
         return batch
@@ -248,7 +290,8 @@ class Trainer:
         sums: dict[str, float] = {}
         for _ in range(self.steps_per_epoch):
             batch = self._make_batch()
-            result: StepResult = self.algorithm.train_step(batch)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                result: StepResult = self.algorithm.train_step(batch)
             self.optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
             self.optimizer.step()
@@ -266,14 +309,25 @@ class Trainer:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(epoch=self.epoch + 1, loss=f"{stats['loss']:.3f}")
-        record = {key: value / self.steps_per_epoch for key, value in sums.items()}
+            faults.point("step")
+        # Mean over steps and processes (equal slices: the global mean), the same on every process.
+        totals = distributed.all_reduce_sum(torch.tensor(list(sums.values()), dtype=torch.float64))
+        record = {key: float(total) / (self.steps_per_epoch * self.dist.world_size)
+                  for key, total in zip(sums, totals)}
         record.update(meter.summary())
         record["lr"] = self.optimizer.param_groups[0]["lr"]
         return record
 
     def evaluate(self) -> dict[str, Any]:
-        scores = predict_scores(self.ema.module, self.data.evaluation.clips, self.device,
-                                int(self.cfg["train"]["eval_batch_size"]), self.algorithm.predict)
+        """Metrics of the EMA model; under DDP each process scores a contiguous share of the clips and
+        the scores are gathered, so every process computes the same metrics."""
+        clips = self.data.evaluation.clips
+        start, stop = (len(clips) * r // self.dist.world_size for r in (self.dist.rank, self.dist.rank + 1))
+        scores = np.zeros((0, self.data.num_classes), np.float32)
+        if stop > start:
+            scores = predict_scores(self.ema.module, clips, self.device, int(self.cfg["train"]["eval_batch_size"]),
+                                    self.algorithm.predict, start=start, stop=stop)
+        scores = distributed.all_gather_cat(torch.from_numpy(scores)).numpy()
         return classification_metrics(scores, self.data.evaluation.labels.numpy(), self.data.class_names,
                                       self.data.body_map, self.data.body_names)
 
@@ -297,6 +351,9 @@ class Trainer:
             self.algorithm.on_epoch_start(self.epoch)
             record = {"epoch": self.epoch + 1, **self._train_epoch(bar), **self.algorithm.epoch_stats()}
             self.epoch += 1
+            if self.dist.world_size > 1:  # rank 0's BatchNorm statistics everywhere: what latest.pt holds
+                distributed.broadcast_buffers(self.model)
+                distributed.broadcast_buffers(self.ema.module)
             if self.epoch % int(cfg["train"]["eval_every"]) == 0 or self.epoch == epochs:
                 metrics = self.evaluate()
                 record.update({f"eval_{k}": metrics[k] for k in ("top1", "top5", "mean_class_acc", "f1_macro")})

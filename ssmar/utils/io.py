@@ -60,8 +60,11 @@ def save_text(text: str, path: str | os.PathLike) -> None:
 def save_torch(obj: Any, path: str | os.PathLike) -> None:
     import torch
 
+    from ssmar.engine import faults
+
     with atomic_open(path, "wb") as handle:
         torch.save(obj, handle)
+        faults.point("checkpoint_write")  # kill-and-resume tests: die before the rename
 
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> None:
