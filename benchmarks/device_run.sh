@@ -29,6 +29,8 @@ pack() {
 }
 in_budget() { [ $(( $(date +%s) - start )) -lt "$1" ]; }
 
+( while sleep 30; do pack; done ) &   # a timeout still returns every finished cell
+PACKER=$!
 stamp "grid: all methods"
 $SSMAR bench --data .bench_data/utd.pkl -c configs/utd_mhad.yaml \
   --methods supervised,pseudolabel,fixmatch,flexmatch,freematch,softmatch,aplt,fullysupervised \
@@ -42,7 +44,9 @@ ablate() {  # name, overrides...
   $SSMAR bench --data .bench_data/utd.pkl -c configs/utd_mhad.yaml --methods aplt --ratios "$ABLATION_RATIOS" \
     --seeds "$SEEDS" --jobs "$ABLATION_JOBS" --device "$DEVICE" --work-dir "$W/ablation/$name" threads=1 $EXTRA "$@" \
     >> "$OUT/device.log" 2>&1 &
+  ABLATION_PIDS+=($!)
 }
+ABLATION_PIDS=()
 in_budget $(( BUDGET / 2 )) && {
 stamp "ablations"
 ablate no_label_aug algorithm.params.num_aug=0
@@ -54,14 +58,14 @@ ablate thr_none algorithm.params.threshold_policy=none
 ablate no_margin algorithm.params.lambda_m=0
 ablate fusion algorithm.params.fusion=1.0
 ablate sync algorithm.params.mode=sync
-wait
+wait "${ABLATION_PIDS[@]}"   # not a bare wait: the packer loop never ends
 stamp "ablations done"
 pack
 }
 
 if [ "$VIDEO" = 1 ] && [ -f benchmarks/video_gpu.py ] && in_budget $(( BUDGET * 4 / 5 )); then
   stamp "video"
-  $PYTHON benchmarks/video_gpu.py --device "$DEVICE" --out "$OUT/video_gpu.json" >> "$OUT/device.log" 2>&1
+  $PYTHON benchmarks/video_gpu.py --device "$DEVICE" --modes "${VIDEO_MODES:-fp32,bf16}" --out "$OUT/video_gpu.json" >> "$OUT/device.log" 2>&1
   stamp "video done"
 fi
 # Validation carve-out (25 % of the train split, never the test split): candidates for APLT's defaults.
@@ -70,7 +74,9 @@ sweep() {  # name, methods, overrides...
   $SSMAR bench --data .bench_data/utd.pkl -c configs/utd_mhad.yaml --methods "$methods" --ratios 0.1,0.2 \
     --seeds 0,1 --jobs 2 --device "$DEVICE" --work-dir "$W/val/$name" threads=1 data.val_fraction=0.25 \
     data.eval_on=val $EXTRA "$@" >> "$OUT/device.log" 2>&1 &
+  SWEEP_PIDS+=($!)
 }
+SWEEP_PIDS=()
 if in_budget $(( BUDGET * 4 / 5 )); then
   stamp "validation sweep"
   sweep base supervised,fixmatch,aplt
@@ -78,10 +84,11 @@ if in_budget $(( BUDGET * 4 / 5 )); then
   sweep lambda_m03 aplt algorithm.params.lambda_m=0.3
   sweep thr_none aplt algorithm.params.threshold_policy=none
   sweep warmup10 aplt algorithm.params.warmup_epochs=10
-  wait
+  wait "${SWEEP_PIDS[@]}"
   stamp "validation sweep done"
   pack
 fi
 nvidia-smi --query-gpu=name,memory.total --format=csv >> "$OUT/device.log" 2>&1
+kill $PACKER
 pack
 stamp "packed"

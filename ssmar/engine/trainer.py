@@ -114,6 +114,8 @@ class Trainer:
             device = f"cuda:{self.dist.local_rank}"
         self.device = resolve_device(device)
         if self.device.type == "cuda":
+            if self.device.index is None:  # plain "cuda": the current device, so set_device gets an index
+                self.device = torch.device("cuda", torch.cuda.current_device())
             torch.cuda.set_device(self.device)
         if cfg["threads"]:
             torch.set_num_threads(int(cfg["threads"]))
@@ -226,10 +228,14 @@ class Trainer:
         """Continue from checkpoint ``path``. Under DDP only rank 0 reads it (other ranks pass any
         value, e.g. None) and sends the state to the others, so their work dirs need no copy."""
         state = distributed.broadcast_object(load_checkpoint(path) if self.dist.is_main else None)
-        saved_model = state["meta"]["model"]
-        if saved_model != self.cfg["model"] or state["meta"]["num_classes"] != self.data.num_classes:
-            raise SsmarError(f"{path} holds a different model ({saved_model}, {state['meta']['num_classes']} classes) "
-                             "than this config; resume with the config it was trained with")
+        meta = state["meta"]
+        saved = {**{f"model.{k}": v for k, v in meta["model"].items()}, "classes": meta["num_classes"]}
+        wanted = {**{f"model.{k}": v for k, v in self.cfg["model"].items()}, "classes": self.data.num_classes}
+        differ = [f"{key}={saved.get(key)!r} (this run: {wanted.get(key)!r})"
+                  for key in sorted(saved.keys() | wanted.keys()) if saved.get(key) != wanted.get(key)]
+        if differ:
+            raise SsmarError(f"{path} holds a different model: {', '.join(differ)}; resume with the config it was "
+                             "trained with, or train from scratch in a new --work-dir")
         self.model.load_state_dict(state["model"])
         self.ema.module.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -409,7 +415,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many types for corrupt files
-        raise SsmarError(f"{path}: unreadable checkpoint ({type(exc).__name__}); it is corrupt or truncated") from exc
+        raise SsmarError(f"{path}: unreadable checkpoint ({type(exc).__name__}); it is corrupt or truncated, "
+                         "use another one (e.g. best.pt of the run) or retrain") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise SsmarError(f"{path} is not an ssmar checkpoint (format {state.get('format') if isinstance(state, dict) else '?'})")
     return state
