@@ -66,7 +66,7 @@ DEFAULTS: dict[str, Any] = {
         "params": {},  # algorithm-specific, checked against the algorithm's defaults
     },
     "train": {
-        "epochs": 40,
+        "epochs": 20,
         "steps_per_epoch": 30,  # fixed for every method, so budgets are equal
         "batch_size": 16,  # labelled clips per step: global, split evenly over DDP processes (docs/distributed.md)
         "uratio": 2,  # unlabelled clips per labelled clip (mu)
@@ -119,7 +119,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise SsmarError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SsmarError(f"{path}: invalid YAML{where} ({problem}); fix the syntax, see configs/ for "
+                         "examples") from exc
     if not isinstance(loaded, dict):
         raise SsmarError(f"{path}: a config must be a mapping of sections")
     base = loaded.pop("_base_", None)

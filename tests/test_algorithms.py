@@ -199,7 +199,7 @@ def test_global_sums_keeps_shapes() -> None:
 @pytest.mark.parametrize("name", ["fixmatch", "pseudolabel"])
 def test_short_utd_mhad_run_beats_chance(name: str, utd_file: Path, tmp_path: Path) -> None:
     cfg = load_config(None, [f"data.file={utd_file}", f"algorithm.name={name}", "data.labelled_ratio=0.2",
-                             "train.epochs=3", "train.steps_per_epoch=10", "threads=1", "train.progress=false",
+                             "train.epochs=4", "train.steps_per_epoch=12", "threads=1", "train.progress=false",
                              f"work_dir={tmp_path}"])
     final = run_training(cfg)
     assert final["top1"] > 15  # 27 classes: chance is 3.7 %

@@ -1,19 +1,23 @@
-"""Engine: splits, loader errors, config errors, training on real data, resume, eval and predict."""
+"""Engine: splits, loader errors, training on real data, resume, eval and predict.
+
+The CLI's answers to bad inputs (config typos, corrupt files, foreign checkpoints, ...) are
+the catalogue of tests/bad_inputs.py, tested in test_bad_inputs.py.
+"""
 
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from bad_inputs import SKELETON_DATA_ROWS, BadInput, Scratch
 from conftest import tiny_config
 from ssmar.cli.main import main
 from ssmar.cli.train import run_training
 from ssmar.config import load_config
 from ssmar.data.samplers import InfiniteSampler
-from ssmar.data.skeleton_format import load_skeleton_pickle, split_members
+from ssmar.data.skeleton_format import load_skeleton_pickle
 from ssmar.data.splits import make_ssl_split
 from ssmar.engine.trainer import Trainer
 from ssmar.errors import SsmarError
@@ -54,49 +58,14 @@ def test_sampler_resumes_the_same_stream() -> None:
     assert sorted(torch.cat(first)[:10].tolist()) == list(range(10))  # one pass covers every clip once
 
 
-def _write(tmp_path: Path, data: object) -> Path:
-    path = tmp_path / "bad.pkl"
-    path.write_bytes(pickle.dumps(data))
-    return path
-
-
-def _clip(name: str = "c0", label: int = 0, frames: int = 5) -> dict:
-    return {"frame_dir": name, "label": label, "total_frames": frames,
-            "keypoint": np.zeros((1, frames, 20, 3), np.float32)}
-
-
-@pytest.mark.parametrize("data, message", [
-    ({"annotations": [{**_clip(), "keypoint": np.full((1, 5, 20, 3), np.nan, np.float32)}]}, "NaN"),
-    ({"annotations": [{**_clip(), "keypoint": np.zeros((5, 20, 3), np.float32)}]}, "rank 4"),
-    ({"annotations": [_clip(frames=0)]}, "zero frames"),
-    ({"annotations": [_clip(label=7)], "class_names": ["a", "b"]}, "label 7 out of range"),
-    ({"annotations": [_clip()], "split": {"train": ["c0", "ghost"]}}, "not in annotations"),
-    ({"annotations": [_clip(), _clip()]}, "appears twice"),
-    ([1, 2, 3], "expected a dict"),
-])
-def test_loader_names_the_clip_and_the_problem(tmp_path: Path, data: object, message: str) -> None:
-    with pytest.raises(SsmarError, match=message):
-        load_skeleton_pickle(_write(tmp_path, data))
-
-
-def test_loader_rejects_truncated_file_and_unknown_split(tmp_path: Path, synth_file: Path) -> None:
-    truncated = tmp_path / "cut.pkl"
-    truncated.write_bytes(synth_file.read_bytes()[:1000])
-    with pytest.raises(SsmarError, match="corrupt or truncated"):
-        load_skeleton_pickle(truncated)
-    with pytest.raises(SsmarError, match="unknown split 'val'"):
-        split_members(load_skeleton_pickle(synth_file), "val", "synth")
-
-
-def test_config_typo_is_named_with_a_suggestion() -> None:
-    with pytest.raises(SsmarError, match="did you mean 'train.epochs'"):
-        load_config(None, ["train.epoch=3"])
-
-
-def test_cli_error_is_one_line_and_nonzero(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
-    code = main(["train", f"data.file={tmp_path / 'missing.pkl'}", "--work-dir", str(tmp_path / "w")])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("error: skeleton file not found")
+@pytest.mark.parametrize("row", SKELETON_DATA_ROWS, ids=[row.id for row in SKELETON_DATA_ROWS])
+def test_loader_names_the_clip_and_the_problem(row: BadInput, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loader itself raises these catalogue rows (test_bad_inputs runs every row through the CLI)."""
+    row.setup(Scratch(tmp_path, monkeypatch))
+    with pytest.raises(SsmarError) as raised:
+        load_skeleton_pickle(tmp_path / "bad.pkl")
+    assert f"error: {raised.value}" == row.expected(tmp_path)
 
 
 def test_short_supervised_run_on_utd_mhad_beats_chance_by_far(utd_file: Path, tmp_path: Path) -> None:
@@ -149,12 +118,3 @@ def test_eval_and_predict_round_trip(synth_file: Path, tmp_path: Path, capsys: p
     probabilities = [entry["probability"] for entry in result[0]["top"]]
     assert result[0]["clip"] == clip and len(probabilities) == 3
     assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1.0001
-
-
-def test_checkpoint_from_another_model_is_refused(synth_file: Path, tmp_path: Path) -> None:
-    run_training(tiny_config(synth_file, tmp_path / "a", "algorithm.name=supervised", "data.labelled_ratio=0.5",
-                             "train.epochs=1", "train.steps_per_epoch=1"))
-    other = Trainer(tiny_config(synth_file, tmp_path / "b", "algorithm.name=supervised", "data.labelled_ratio=0.5",
-                                "model.channels=[8,32]"), tmp_path / "b")
-    with pytest.raises(SsmarError, match="different model"):
-        other.resume(tmp_path / "a" / "latest.pt")

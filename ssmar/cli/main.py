@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    # key=value overrides may come before or after options: collect the stragglers.
-    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+    # key=value overrides may come before or after options: collect the stragglers (the config
+    # loader names any that is not key=value).
+    if extra and hasattr(args, "overrides") and not any(e.startswith("-") for e in extra):
         args.overrides = list(args.overrides or []) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -79,9 +79,12 @@ def run_training(cfg: dict[str, Any], resume: str | None = None) -> dict[str, An
     from ssmar.engine import distributed
     from ssmar.engine.trainer import Trainer
 
+    # Rank 0 decides (only its work dir is sure to hold latest.pt: it alone writes there), before
+    # the data is loaded so that a wrong path fails fast; the process group starts with the Trainer.
+    is_main = os.environ.get("RANK", "0") == "0"
+    checkpoint = resume_path(resume, Path(cfg["work_dir"])) if is_main else None
     trainer = Trainer(cfg, Path(cfg["work_dir"]))
-    # Rank 0 decides: only its work dir is sure to hold latest.pt (it alone writes there).
-    checkpoint = distributed.broadcast_object(resume_path(resume, trainer.work_dir) if trainer.dist.is_main else None)
+    checkpoint = distributed.broadcast_object(checkpoint)
     if checkpoint is not None:
         trainer.resume(checkpoint)
     final = trainer.fit()
@@ -92,7 +95,7 @@ def run_training(cfg: dict[str, Any], resume: str | None = None) -> dict[str, An
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     final = run_training(cfg, args.resume)
-    if final and os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line
+    if final and os.environ.get("RANK", "0") == "0":  # under torchrun: one summary line, rank 0's
         print(f"top1 {final['top1']:.2f}  top5 {final['top5']:.2f}  mean-class {final['mean_class_acc']:.2f}  "
               f"F1-macro {final['f1_macro']:.2f}  -> {cfg['work_dir']}")
     return 0

@@ -229,7 +229,9 @@ def layout_for_data(data: dict[str, Any]) -> Layout:
         raise SsmarError(f"cannot infer the skeleton layout of {joints}-joint clips (known counts: "
                          f"{', '.join(f'{n} ({lay.name})' for n, lay in _BY_JOINT_COUNT.items())}); "
                          "set 'layout' (and 'edges' for 'custom') in the data file")
-    if layout.num_joints != joints:
-        raise SsmarError(f"mismatched joint count: layout {layout.name} has {layout.num_joints} joints, "
-                         f"clip {first.get('frame_dir')} has {joints}; fix the file's 'layout' or its keypoints")
+    for ann in annotations:  # every clip: preprocessing indexes joints by the layout
+        shape = np.shape(ann.get("keypoint"))
+        if len(shape) == 4 and shape[2] != layout.num_joints:
+            raise SsmarError(f"mismatched joint count: layout {layout.name} has {layout.num_joints} joints, "
+                             f"clip {ann.get('frame_dir')} has {shape[2]}; fix the file's 'layout' or its keypoints")
     return layout

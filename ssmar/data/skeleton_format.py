@@ -114,6 +114,6 @@ def split_members(data: dict[str, Any], split_name: str, source: str = "<data>")
     if split_name not in split:
         known = ", ".join(sorted(split)) or "none"
         raise SsmarError(f"{source}: unknown split '{split_name}' (this file has: {known}); "
-                         "set data.train_split / data.test_split to one of them")
+                         "use one of them (train: data.train_split / data.test_split; eval: --split)")
     index_of = {ann["frame_dir"]: i for i, ann in enumerate(data["annotations"])}
     return [index_of[name] for name in split[split_name]]

@@ -51,9 +51,12 @@ def load_or_make_split(path: Path | None, names: Sequence[str], labels: np.ndarr
     """
     if path is not None and path.exists():
         saved = json.loads(path.read_text())
-        if saved.get("params") != params:
-            raise SsmarError(f"{path} was made with {saved.get('params')}, but this run asks for {params}; "
-                             "use a new --work-dir or delete the split file")
+        old = saved.get("params") or {}
+        if old != params:
+            changed = ", ".join(f"{key}={old.get(key)!r} (this run: {params.get(key)!r})"
+                                for key in sorted(old.keys() | params.keys()) if old.get(key) != params.get(key))
+            raise SsmarError(f"{path} was made with {changed}; use a new --work-dir (or delete the split file "
+                             "to re-split this one)")
         index_of = {name: i for i, name in enumerate(names)}
         try:
             labelled = np.array(sorted(index_of[n] for n in saved["labelled"]), dtype=np.int64)
@@ -69,8 +72,9 @@ def load_or_make_split(path: Path | None, names: Sequence[str], labels: np.ndarr
                                               per_class=params.get("labels_per_class"))
     missing = sorted(set(range(num_classes)) - set(labels[labelled].tolist()))
     if missing:
-        raise SsmarError(f"class(es) {missing[:5]} have no training clip, so they cannot be labelled; "
-                         "check the data file's labels and class_names")
+        raise SsmarError(f"{params.get('data', 'the data')}: class(es) {missing[:5]} have no clip in split "
+                         f"'{params.get('train_split', 'train')}', so they cannot be labelled; check the file's "
+                         "labels, split and class_names")
     if path is not None:
         save_json({"params": params,
                    "labelled": [names[i] for i in labelled],

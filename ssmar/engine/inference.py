@@ -46,7 +46,8 @@ class Recognizer:
         joints = {np.shape(ann["keypoint"])[2] for ann in annotations}
         if joints != {self.layout.num_joints}:
             raise SsmarError(f"mismatched joint count: the model expects {self.layout.num_joints} joints "
-                             f"({self.layout.name}), the clips have {sorted(joints)}")
+                             f"({self.layout.name}), the clips have {sorted(joints)}; give it poses in the layout "
+                             "it was trained on")
         encoded = encode_annotations(annotations, self.layout, self.meta["frames"], self.meta["max_persons"])
         return encoded.clips, encoded.labels.numpy(), encoded.names
 

@@ -418,5 +418,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise SsmarError(f"{path}: unreadable checkpoint ({type(exc).__name__}); it is corrupt or truncated, "
                          "use another one (e.g. best.pt of the run) or retrain") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise SsmarError(f"{path} is not an ssmar checkpoint (format {state.get('format') if isinstance(state, dict) else '?'})")
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise SsmarError(f"{path} is not an ssmar checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r}); "
+                         "pass a latest.pt / best.pt written by ssmar train")
     return state

@@ -1,0 +1,305 @@
+"""The bad-input catalogue (docs/bad_inputs.md): one row per bad input, shared by the tests.
+
+Each row is a real command line (``ssmar ...`` without the program name) run in a
+scratch folder ``{tmp}`` that holds a good data file (``synth.pkl``) and a finished
+tiny run (``prior/``: latest.pt, best.pt, split.json, metrics.json, ...). ``setup``
+writes the bad input there. ``message`` is the exact error line the CLI prints after
+``error: ``, with ``{tmp}`` for the scratch folder (``<tmp>`` in the docs).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from conftest import TINY_RUN
+
+# Work dir prior/ was trained with these (see test_bad_inputs.prior_run); rows reuse them so that
+# only the bad input differs.
+PRIOR_RUN = [*TINY_RUN, "algorithm.name=supervised", "data.labelled_ratio=0.5", "train.epochs=1",
+             "train.steps_per_epoch=1"]
+
+
+def train(*options: str, data: str = "{tmp}/synth.pkl", work_dir: str = "{tmp}/run") -> tuple[str, ...]:
+    """``ssmar train`` with the prior run's settings plus ``options``."""
+    return ("train", f"data.file={data}", "--work-dir", work_dir, *PRIOR_RUN, *options)
+
+
+def clip(label: int = 0, frames: int = 5) -> dict[str, Any]:
+    """One 20-joint clip named c0."""
+    return {"frame_dir": "c0", "label": label, "total_frames": frames,
+            "keypoint": np.zeros((1, frames, 20, 3), np.float32)}
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """Where a row runs: the scratch folder and pytest's monkeypatch (for simulated OS failures)."""
+
+    tmp: Path
+    monkeypatch: pytest.MonkeyPatch
+
+    def write_pickle(self, data: Any) -> None:
+        (self.tmp / "bad.pkl").write_bytes(pickle.dumps(data))
+
+    def synth(self) -> dict[str, Any]:
+        return pickle.loads((self.tmp / "synth.pkl").read_bytes())
+
+
+@dataclass(frozen=True)
+class BadInput:
+    id: str
+    what: str  # the bad input, as the docs name it
+    args: tuple[str, ...]  # argv after ``ssmar``; ``{tmp}`` is the scratch folder
+    message: str  # the printed line after ``error: ``
+    setup: Callable[[Scratch], None] = lambda scratch: None
+    exit_code: int = 2
+
+    def argv(self, tmp: Path) -> list[str]:
+        return [arg.replace("{tmp}", str(tmp)) for arg in self.args]
+
+    def expected(self, tmp: Path) -> str:
+        return "error: " + self.message.replace("{tmp}", str(tmp))
+
+
+def _data(data: Any) -> Callable[[Scratch], None]:
+    return lambda scratch: scratch.write_pickle(data)
+
+
+def _bytes(name: str, content: bytes) -> Callable[[Scratch], None]:
+    return lambda scratch: (scratch.tmp / name).write_bytes(content)
+
+
+def _truncated(scratch: Scratch) -> None:
+    (scratch.tmp / "bad.pkl").write_bytes((scratch.tmp / "synth.pkl").read_bytes()[:1000])
+
+
+def _class_without_labels(scratch: Scratch) -> None:
+    """The synthetic data minus every training clip of class 0 (class_names still lists it)."""
+    data = scratch.synth()
+    gone = {a["frame_dir"] for a in data["annotations"] if a["label"] == 0 and a["frame_dir"] in data["split"]["train"]}
+    data["annotations"] = [a for a in data["annotations"] if a["frame_dir"] not in gone]
+    data["split"]["train"] = [name for name in data["split"]["train"] if name not in gone]
+    scratch.write_pickle(data)
+
+
+def _joint_mismatch(scratch: Scratch) -> None:
+    data = scratch.synth()
+    data["annotations"][1]["keypoint"] = data["annotations"][1]["keypoint"][:, :, :20]
+    data["annotations"][1]["keypoint_score"] = data["annotations"][1]["keypoint_score"][:, :, :20]
+    scratch.write_pickle(data)
+
+
+def _npy_list(scratch: Scratch) -> None:
+    (scratch.tmp / "clips").mkdir()
+    np.save(scratch.tmp / "clips" / "a.npy", np.zeros((5, 20, 3), np.float32))
+    (scratch.tmp / "list.txt").write_text("a.npy 0\nb.npy 1\n")
+    (scratch.tmp / "out.pkl").write_bytes(b"a previous output that must survive")
+
+
+class _FullDisk:
+    """A file whose every write fails as on a full disk."""
+
+    def __init__(self, handle: Any):
+        self._handle = handle
+
+    def write(self, data: Any) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    def __enter__(self) -> "_FullDisk":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._handle.close()
+
+
+def _disk_full(scratch: Scratch) -> None:
+    """Every file ``ssmar.utils.io.atomic_open`` opens fails on its first write with ENOSPC."""
+    import ssmar.utils.io
+
+    full = types.SimpleNamespace(**{**vars(os), "fdopen": lambda *a, **k: _FullDisk(os.fdopen(*a, **k))})
+    scratch.monkeypatch.setattr(ssmar.utils.io, "os", full)
+
+
+def _broken_video(scratch: Scratch) -> None:
+    for module in ("mediapipe", "av"):  # the pose extras (pip install 'ssmar[pose]')
+        pytest.importorskip(module)
+    (scratch.tmp / "broken.mp4").write_bytes(b"\x00\x01 not a video " * 64)
+
+
+def _foreign_checkpoint(scratch: Scratch) -> None:
+    import torch
+
+    torch.save({"state_dict": {"weight": torch.zeros(2)}}, scratch.tmp / "weights.pt")
+
+
+def _file_as_parent(scratch: Scratch) -> None:
+    (scratch.tmp / "afile").write_text("a file, not a folder")
+
+
+def _bad_yaml(scratch: Scratch) -> None:
+    (scratch.tmp / "bad.yaml").write_text("train:\n  epochs: [3\n")
+
+
+BAD_PKL = train(data="{tmp}/bad.pkl")
+CATALOGUE: list[BadInput] = [
+    # ---------------------------------------------------------------- skeleton data files
+    BadInput("data-file-missing", "data file that does not exist", train(data="{tmp}/missing.pkl"),
+             "skeleton file not found: {tmp}/missing.pkl; create it with `ssmar data synth` or `ssmar import`"),
+    BadInput("corrupt-pickle", "corrupt pickle (not a pickle at all)", BAD_PKL,
+             "{tmp}/bad.pkl: not a readable skeleton pickle (UnpicklingError: could not find MARK); "
+             "the file is corrupt or truncated, re-create it",
+             _bytes("bad.pkl", b"this is not a pickle")),
+    BadInput("truncated-pickle", "truncated pickle (first 1000 bytes of a good file)", BAD_PKL,
+             "{tmp}/bad.pkl: not a readable skeleton pickle (UnpicklingError: pickle data was truncated); "
+             "the file is corrupt or truncated, re-create it",
+             _truncated),
+    BadInput("not-a-dict", "pickle of something else than a skeleton dict", BAD_PKL,
+             "{tmp}/bad.pkl: expected a dict with 'annotations' (PYSKL/MMAction2 skeleton pickle), got list",
+             _data([1, 2, 3])),
+    BadInput("keypoint-rank", "wrong keypoint rank ([T, V, C] instead of [M, T, V, C])", BAD_PKL,
+             "{tmp}/bad.pkl: clip 'c0': keypoint must have rank 4 [M, T, V, C], got shape (5, 20, 3)",
+             _data({"annotations": [{**clip(), "keypoint": np.zeros((5, 20, 3), np.float32)}]})),
+    BadInput("nan-frames", "NaN frames", BAD_PKL,
+             "{tmp}/bad.pkl: clip 'c0': keypoint holds NaN or inf in 5 frame(s); "
+             "fill missing joints with 0 and score 0 instead",
+             _data({"annotations": [{**clip(), "keypoint": np.full((1, 5, 20, 3), np.nan, np.float32)}]})),
+    BadInput("zero-length-clip", "zero-length clip", BAD_PKL,
+             "{tmp}/bad.pkl: clip 'c0': keypoint has zero frames or persons (shape (1, 0, 20, 3)); drop the clip",
+             _data({"annotations": [clip(frames=0)]})),
+    BadInput("label-out-of-range", "label out of range", BAD_PKL,
+             "{tmp}/bad.pkl: clip 'c0': label 7 out of range (expected an integer in 0..1)",
+             _data({"annotations": [clip(label=7)], "class_names": ["a", "b"]})),
+    BadInput("duplicate-clip", "two clips with the same frame_dir", BAD_PKL,
+             "{tmp}/bad.pkl: clip 'c0' appears twice; frame_dir must be unique",
+             _data({"annotations": [clip(), clip()]})),
+    BadInput("split-lists-missing-clip", "split lists a clip the file does not hold", BAD_PKL,
+             "{tmp}/bad.pkl: split 'train' lists 1 clip(s) not in annotations, e.g. 'ghost'; "
+             "fix the split or add the clips",
+             _data({"annotations": [clip()], "split": {"train": ["c0", "ghost"]}})),
+    BadInput("unknown-layout", "unknown skeleton layout", BAD_PKL,
+             "unknown skeleton layout 'kinect_v9'; known layouts: kinect_v1_20, mediapipe_pose_33, coco_17, "
+             "openpose_18 (or 'custom' with 'edges' in the data file)",
+             _data({"annotations": [clip()], "layout": "kinect_v9", "split": {"train": ["c0"], "test": ["c0"]}})),
+    BadInput("joint-count-mismatch", "clips with different joint counts", BAD_PKL,
+             "mismatched joint count: layout mediapipe_pose_33 has 33 joints, clip c00_s00_r01 has 20; "
+             "fix the file's 'layout' or its keypoints",
+             _joint_mismatch),
+    BadInput("unknown-split", "unknown split", train("data.train_split=val"),
+             "{tmp}/synth.pkl: unknown split 'val' (this file has: test, train); "
+             "use one of them (train: data.train_split / data.test_split; eval: --split)"),
+    # ---------------------------------------------------------------- labelled / unlabelled partition
+    BadInput("class-without-labels", "a class with no training clip to label", BAD_PKL,
+             "bad.pkl: class(es) [0] have no clip in split 'train', so they cannot be labelled; "
+             "check the file's labels, split and class_names",
+             _class_without_labels),
+    BadInput("labelled-ratio-zero", "labelled ratio 0", train("data.labelled_ratio=0"),
+             "labelled ratio 0 is out of range; use 0 < data.labelled_ratio <= 1 or set data.labels_per_class"),
+    BadInput("labelled-ratio-above-one", "labelled ratio > 1", train("data.labelled_ratio=1.5"),
+             "labelled ratio 1.5 is out of range; use 0 < data.labelled_ratio <= 1 or set data.labels_per_class"),
+    BadInput("empty-unlabelled-set", "SSL method with an empty unlabelled set",
+             train("algorithm.name=fixmatch", "data.labelled_ratio=1.0"),
+             "fixmatch needs unlabelled clips but the split has none; lower data.labelled_ratio"),
+    BadInput("split-file-mismatch", "work dir whose split.json was made with other settings",
+             train("data.labelled_ratio=0.3", work_dir="{tmp}/prior"),
+             "{tmp}/prior/split.json was made with labelled_ratio=0.5 (this run: 0.3); "
+             "use a new --work-dir (or delete the split file to re-split this one)"),
+    # ---------------------------------------------------------------- configuration and command line
+    BadInput("config-typo", "config key typo", train("train.epoch=3"),
+             "command line: unknown config key 'train.epoch'; did you mean 'train.epochs'?"),
+    BadInput("bad-override-syntax", "override without '='", train("train.epochs"),
+             "override 'train.epochs' is not key=value; write e.g. train.epochs=20"),
+    BadInput("unknown-algorithm", "unknown algorithm", train("algorithm.name=fixmach"),
+             "unknown algorithm 'fixmach'; choose one of: supervised, fullysupervised, pseudolabel, fixmatch, "
+             "flexmatch, freematch, softmatch, aplt"),
+    BadInput("unknown-algorithm-param", "unknown algorithm parameter",
+             train("algorithm.name=fixmatch", "algorithm.params.p_cut=0.9"),
+             "algorithm.params: unknown key(s) ['p_cut'] for fixmatch; valid: ['T', 'hard_label', 'lambda_u', "
+             "'p_cutoff']"),
+    BadInput("config-file-missing", "config file not found", ("train", "--config", "{tmp}/nope.yaml"),
+             "config file not found: {tmp}/nope.yaml; see configs/ for examples"),
+    BadInput("config-invalid-yaml", "config file with invalid YAML", ("train", "--config", "{tmp}/bad.yaml"),
+             "{tmp}/bad.yaml: invalid YAML at line 3, column 1 (expected ',' or ']', but got '<stream end>'); "
+             "fix the syntax, see configs/ for examples",
+             _bad_yaml),
+    BadInput("unknown-device", "unknown device", train("--device", "tpu"),
+             "unknown device 'tpu'; use cpu, cuda or cuda:N"),
+    # ---------------------------------------------------------------- files: work dir, checkpoints, outputs
+    BadInput("unwritable-work-dir", "work dir that cannot be created (its parent is a file)",
+             train(work_dir="{tmp}/afile/run"),
+             "work dir {tmp}/afile/run is not writable (Not a directory); pass a writable --work-dir",
+             _file_as_parent),
+    BadInput("resume-path-missing", "--resume path that does not exist", train("--resume", "{tmp}/nope.pt"),
+             "--resume {tmp}/nope.pt: no such checkpoint; use --resume auto or a path to latest.pt"),
+    BadInput("checkpoint-other-model", "resume from a checkpoint of another model",
+             train("model.channels=[8,32]", "--resume", work_dir="{tmp}/prior"),
+             "{tmp}/prior/latest.pt holds a different model: model.channels=[8, 16] (this run: [8, 32]); "
+             "resume with the config it was trained with, or train from scratch in a new --work-dir"),
+    BadInput("corrupt-checkpoint", "corrupt checkpoint", ("eval", "--checkpoint", "{tmp}/bad.pt", "--out", "{tmp}/ev"),
+             "{tmp}/bad.pt: unreadable checkpoint (UnpicklingError); it is corrupt or truncated, "
+             "use another one (e.g. best.pt of the run) or retrain",
+             _bytes("bad.pt", b"garbage")),
+    BadInput("foreign-checkpoint", "a torch file that is not an ssmar checkpoint",
+             ("eval", "--checkpoint", "{tmp}/weights.pt", "--out", "{tmp}/ev"),
+             "{tmp}/weights.pt is not an ssmar checkpoint (format None, expected 'ssmar-checkpoint-v1'); "
+             "pass a latest.pt / best.pt written by ssmar train",
+             _foreign_checkpoint),
+    BadInput("eval-unknown-split", "eval on a split the data does not have",
+             ("eval", "--checkpoint", "{tmp}/prior/latest.pt", "--data", "{tmp}/synth.pkl", "--split", "val",
+              "--out", "{tmp}/ev"),
+             "{tmp}/synth.pkl: unknown split 'val' (this file has: test, train); "
+             "use one of them (train: data.train_split / data.test_split; eval: --split)"),
+    BadInput("eval-joint-mismatch", "eval data with another joint count than the model",
+             ("eval", "--checkpoint", "{tmp}/prior/latest.pt", "--data", "{tmp}/bad.pkl", "--out", "{tmp}/ev"),
+             "mismatched joint count: the model expects 33 joints (mediapipe_pose_33), the clips have [20]; "
+             "give it poses in the layout it was trained on",
+             _data({"annotations": [clip()], "split": {"test": ["c0"]}})),
+    BadInput("predict-missing-pose", "predict: --pose file without the video's clip",
+             ("predict", "--checkpoint", "{tmp}/prior/latest.pt", "--pose", "{tmp}/synth.pkl", "ghost.mp4"),
+             "{tmp}/synth.pkl has no pose for ghost.mp4 (clips are matched by file stem); "
+             "drop --pose to extract it now"),
+    BadInput("unreadable-video", "predict: unreadable video",
+             ("predict", "--checkpoint", "{tmp}/prior/latest.pt", "{tmp}/broken.mp4"),
+             "{tmp}/broken.mp4: cannot open as a video (Invalid data found when processing input); "
+             "the file is truncated, corrupt or not a video",
+             _broken_video),
+    BadInput("missing-list-entry", "import: list entry whose .npy file is missing",
+             ("import", "npy", "{tmp}/clips", "--list", "{tmp}/list.txt", "-o", "{tmp}/out.pkl"),
+             "clip b listed in {tmp}/list.txt line 2 not found in {tmp}/clips (looked for {tmp}/clips/b.npy); "
+             "fix the list or add the file",
+             _npy_list),
+    BadInput("disk-full", "disk full while writing (simulated ENOSPC)",
+             ("data", "synth", "-o", "{tmp}/synth.pkl", "--subjects", "3", "--clips-per-class", "1"),
+             "writing {tmp}/synth.pkl failed: No space left on device; free space or fix permissions, then retry; "
+             "the previous file is untouched",
+             _disk_full),
+]
+
+# Rows whose bad input is the skeleton data itself: test_engine checks the loader raises them directly.
+SKELETON_DATA_ROWS = [row for row in CATALOGUE if row.id in (
+    "not-a-dict", "keypoint-rank", "nan-frames", "zero-length-clip", "label-out-of-range", "duplicate-clip",
+    "split-lists-missing-clip")]
+
+
+def markdown_table() -> str:
+    """The table of docs/bad_inputs.md, generated from :data:`CATALOGUE` (the docs test compares)."""
+    def code(text: str) -> str:
+        text = text.replace("|", "\\|")
+        return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+    lines = ["| # | bad input | command (`ssmar ...`) | printed error | exit |", "|---|---|---|---|---|"]
+    for number, row in enumerate(CATALOGUE, 1):
+        command = " ".join(arg for arg in row.argv(Path("<tmp>")) if arg not in PRIOR_RUN)
+        lines.append(f"| {number} | {row.what} | {code(command)} | {code(row.expected(Path('<tmp>')))} | "
+                     f"{row.exit_code} |")
+    return "\n".join(lines) + "\n"
