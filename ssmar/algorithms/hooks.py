@@ -54,7 +54,7 @@ def global_sums(*parts: Tensor) -> list[Tensor]:
 
 
 def unlabelled_pool(context: "TrainContext") -> Tensor:
-    """Train-set positions the unlabelled sampler draws from (the engine's choice, see Trainer)."""
+    """Train-set positions the unlabelled sampler draws from (``data.include_labelled_in_unlabelled``)."""
     data = context.data
     if context.cfg["data"]["include_labelled_in_unlabelled"]:
         return torch.cat([data.labelled, data.unlabelled])

@@ -327,7 +327,7 @@ def weak_augment(cfg: dict[str, Any] | None = None) -> Compose:
 
     ``cfg`` overrides keys of :data:`WEAK_DEFAULTS`.
     """
-    options = _options(cfg, WEAK_DEFAULTS, "weak")
+    options = resolve_options(cfg, WEAK_DEFAULTS, "weak")
     return Compose(_weak_ops(options))
 
 
@@ -339,7 +339,7 @@ def strong_augment(cfg: dict[str, Any] | None = None,
     ``joint_groups`` (body parts as joint-index lists) enables body-part masking. ``cfg``
     overrides keys of :data:`STRONG_DEFAULTS`; a 0 / False value turns an op off.
     """
-    options = _options(cfg, STRONG_DEFAULTS, "strong")
+    options = resolve_options(cfg, STRONG_DEFAULTS, "strong")
     p = options["p"]
     ops = _weak_ops(options)
     if options["shear"]:
@@ -365,7 +365,7 @@ def _weak_ops(options: dict[str, Any]) -> list[SkeletonTransform]:
     return ops
 
 
-def _options(cfg: dict[str, Any] | None, defaults: dict[str, Any], name: str) -> dict[str, Any]:
+def resolve_options(cfg: dict[str, Any] | None, defaults: dict[str, Any], name: str) -> dict[str, Any]:
     unknown = sorted(set(cfg or {}) - set(defaults))
     if unknown:
         raise SsmarError(f"unknown {name} augmentation option(s) {', '.join(unknown)}; "

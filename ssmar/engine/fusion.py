@@ -10,14 +10,14 @@ count, and the report says how many each model had that the others lacked.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from ssmar.engine.metrics import classification_metrics
 from ssmar.errors import SsmarError
-from ssmar.pose.video import VIDEO_EXTENSIONS
+from ssmar.pose.video import frame_dir_of
 
 
 @dataclass
@@ -31,12 +31,6 @@ class ScoredClips:
     body_map: list[int] | None = None
     body_names: list[str] | None = None
     source: str = ""
-
-
-def clip_key(name: str) -> str:
-    """The name clips are matched by: a video's list path loses its extension (frame_dir style)."""
-    path = PurePosixPath(name)
-    return str(path.with_suffix("")) if path.suffix.lower() in VIDEO_EXTENSIONS else name
 
 
 def score_checkpoint(checkpoint: str | Path, data: str | Path | None = None, split: str | None = None,
@@ -104,7 +98,7 @@ def evaluate_fusion(checkpoints: Sequence[str | Path], data: Sequence[str | Path
     per_model = []
     for checkpoint, model in zip(checkpoints, models):
         index = _rows_by_key(model)
-        picked = [index[clip_key(name)] for name in fused.names]
+        picked = [index[frame_dir_of(name)] for name in fused.names]
         metrics = _metrics(model.probs[picked], fused)
         per_model.append({"checkpoint": str(checkpoint), "data": model.source, **metric_summary(metrics)})
     fused_metrics = _metrics(fused.probs, fused)
@@ -135,7 +129,7 @@ def metric_summary(metrics: dict[str, Any]) -> dict[str, float]:
 def _rows_by_key(model: ScoredClips) -> dict[str, int]:
     rows: dict[str, int] = {}
     for row, name in enumerate(model.names):
-        key = clip_key(name)
+        key = frame_dir_of(name)
         if key in rows:
             raise SsmarError(f"{model.source}: clips '{model.names[rows[key]]}' and '{name}' both match as '{key}'; "
                              "clip names must be unique without their extensions")

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ssmar.algorithms import algorithm_class
 from ssmar.algorithms.base import Algorithm, Batch, StepResult
+from ssmar.algorithms.hooks import unlabelled_pool
 from ssmar.config import dump_config
 from ssmar.data.dataset import PreparedData, prepare_data
 from ssmar.data.samplers import InfiniteSampler
@@ -189,10 +190,7 @@ class Trainer:
                                                 rank=self.dist.rank, world_size=self.dist.world_size)
         self.unlabelled_sampler = None
         if self.algorithm_cls.uses_unlabelled:
-            pool = self.data.unlabelled
-            if cfg["data"]["include_labelled_in_unlabelled"]:
-                pool = torch.cat([self.data.labelled, self.data.unlabelled])
-            self.unlabelled_sampler = InfiniteSampler(pool, batch * int(train_cfg["uratio"]), seed=cfg["seed"] + 1,
+            self.unlabelled_sampler = InfiniteSampler(unlabelled_pool(self.context), batch * int(train_cfg["uratio"]), seed=cfg["seed"] + 1,
                                                       rank=self.dist.rank, world_size=self.dist.world_size)
         self.epoch = 0
         self.history: list[dict[str, Any]] = []

@@ -20,7 +20,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -29,7 +29,7 @@ from ssmar.data.ma52 import MA52_NUM_CLASSES, ma52_body_map, read_list_file
 from ssmar.data.skeleton_format import save_skeleton_pickle
 from ssmar.errors import SsmarError
 from ssmar.pose.mediapipe_pose import POSE_LAYOUT, PoseEstimator, holistic_edges
-from ssmar.pose.video import VIDEO_EXTENSIONS, VideoError, VideoReader, find_videos
+from ssmar.pose.video import VIDEO_EXTENSIONS, VideoError, VideoReader, find_videos, frame_dir_of
 from ssmar.utils.io import atomic_open, save_json
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def collect_jobs(videos_dir: str | os.PathLike, list_file: str | os.PathLike | N
     if list_file is not None:
         if not videos_dir.is_dir():
             raise SsmarError(f"video directory not found: {videos_dir}; pass --videos DIR")
-        jobs = [VideoJob(_frame_dir(clip), videos_dir / clip, label) for clip, label in read_list_file(list_file)]
+        jobs = [VideoJob(frame_dir_of(clip), videos_dir / clip, label) for clip, label in read_list_file(list_file)]
     else:
         jobs = [VideoJob(path.stem, path) for path in find_videos(videos_dir)]
         if not jobs:
@@ -258,12 +258,6 @@ def _check_labels(jobs: Sequence[VideoJob], class_names: list[str] | None) -> No
     if bad:
         raise SsmarError(f"clip '{bad[0].frame_dir}' has label {bad[0].label} but the label names define only "
                          f"{len(class_names)} classes ({len(bad)} such clip(s)); fix the list or --label-names")
-
-
-def _frame_dir(clip: str) -> str:
-    """MMAction2 convention: the clip's relative path without its video extension."""
-    path = PurePosixPath(clip)
-    return str(path.with_suffix("")) if path.suffix.lower() in VIDEO_EXTENSIONS else clip
 
 
 def skeleton_data(annotations: list[dict[str, Any]], options: ExtractOptions,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -18,6 +18,12 @@ import numpy as np
 from ssmar.errors import SsmarError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+
+
+def frame_dir_of(clip: str) -> str:
+    """MMAction2 convention: a clip's name is its relative path without the video extension."""
+    path = PurePosixPath(clip)
+    return str(path.with_suffix("")) if path.suffix.lower() in VIDEO_EXTENSIONS else clip
 
 #: A decode that ends this many frames (or 2 %) short of the container's frame count is
 #: treated as truncated; containers often over-count by a frame.

@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from ssmar.data.augment import _options
+from ssmar.data.augment import resolve_options
 from ssmar.errors import SsmarError
 
 GEOMETRIC_OPS = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
@@ -142,12 +142,12 @@ class VideoAugment:
 
 def video_weak_augment(cfg: dict[str, Any] | None, size: int) -> VideoAugment:
     """WA: random resized crop to ``size`` and horizontal flip; ``cfg`` overrides :data:`VIDEO_WEAK_DEFAULTS`."""
-    return VideoAugment(size, **_options(cfg, VIDEO_WEAK_DEFAULTS, "weak video"))
+    return VideoAugment(size, **resolve_options(cfg, VIDEO_WEAK_DEFAULTS, "weak video"))
 
 
 def video_strong_augment(cfg: dict[str, Any] | None, size: int) -> VideoAugment:
     """SA: WA plus RandAugment and random erasing; ``cfg`` overrides :data:`VIDEO_STRONG_DEFAULTS`."""
-    return VideoAugment(size, **_options(cfg, VIDEO_STRONG_DEFAULTS, "strong video"))
+    return VideoAugment(size, **resolve_options(cfg, VIDEO_STRONG_DEFAULTS, "strong video"))
 
 
 def _interval(values: Sequence[float], name: str, low: float, high: float) -> tuple[float, float]:
