@@ -180,6 +180,11 @@ class APLT(Algorithm):
             if coverage > 0 else None,
             "aplt_margin_accuracy_at_equal_coverage": accuracy_at_coverage(result.margin[rows].cpu(), assign, true,
                                                                            coverage) if coverage > 0 else None,
+            # Accuracy-coverage curves (coverage 0.1 ... 1.0): APLT ranked by distance relative to its
+            # class threshold (the order its screening uses), the classifier by confidence.
+            "coverage_levels": COVERAGE_LEVELS,
+            "aplt_accuracy_curve": accuracy_curve(-relative_distance(result, rows), assign, true),
+            "classifier_accuracy_curve": accuracy_curve(confidence, predicted, true),
             "classifier_threshold_coverage": float(fixmatch_mask.float().mean()),
             "classifier_threshold_accuracy": float((predicted == true)[fixmatch_mask].float().mean())
             if fixmatch_mask.any() else None,
@@ -284,6 +289,20 @@ class APLT(Algorithm):
         device = self.context.device
         self.sync_bank = None if state["sync_bank"] is None else state["sync_bank"].to(device)
         self.sync_centres = None if state["sync_centres"] is None else state["sync_centres"].to(device)
+
+
+COVERAGE_LEVELS = [round(0.1 * i, 1) for i in range(1, 11)]
+
+
+def relative_distance(result: OfflineRound, rows: torch.Tensor) -> torch.Tensor:
+    """Distance to the assigned centre over that class's threshold (finite thresholds only)."""
+    thresholds = result.thresholds.to(result.distance.device)
+    scale = torch.where(torch.isfinite(thresholds), thresholds, torch.ones_like(thresholds)).clamp_min(1e-12)
+    return (result.distance[rows] / scale[result.assign[rows]]).cpu()
+
+
+def accuracy_curve(scores: torch.Tensor, predicted: torch.Tensor, true: torch.Tensor) -> list[float]:
+    return [accuracy_at_coverage(scores, predicted, true, level) for level in COVERAGE_LEVELS]
 
 
 def fused_scores(model: nn.Module, x: torch.Tensor, prototypes: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
