@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
         "train_split": "train",
         "test_split": "test",
         "val_fraction": 0.0,  # stratified carve-out of the train split, for tuning / model selection
+        "val_subjects": None,  # or: hold these subjects of the train split out as validation (cross-subject)
         "eval_on": "test",  # test | val: which split the per-epoch evaluation and final metrics use
         "frames": 32,  # fixed clip length after temporal resampling
         "max_persons": 1,

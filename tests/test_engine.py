@@ -118,3 +118,18 @@ def test_eval_and_predict_round_trip(synth_file: Path, tmp_path: Path, capsys: p
     probabilities = [entry["probability"] for entry in result[0]["top"]]
     assert result[0]["clip"] == clip and len(probabilities) == 3
     assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1.0001
+
+
+def test_cross_subject_validation_carve_out(synth_file: Path, tmp_path: Path) -> None:
+    from ssmar.data.dataset import prepare_data
+
+    data = load_skeleton_pickle(synth_file)
+    subject_of = {ann["frame_dir"]: ann["subject"] for ann in data["annotations"]}
+    train_subjects = sorted({subject_of[name] for name in data["split"]["train"]})
+    cfg = tiny_config(synth_file, tmp_path, "data.eval_on=val", f"data.val_subjects=[{train_subjects[0]}]")
+    prepared = prepare_data(cfg, tmp_path, seed=0)
+    assert {subject_of[n] for n in prepared.evaluation.names} == {train_subjects[0]}
+    assert train_subjects[0] not in {subject_of[n] for n in prepared.train.names}
+    everyone = ",".join(str(s) for s in train_subjects)
+    with pytest.raises(SsmarError, match="some but not all subjects"):
+        prepare_data(tiny_config(synth_file, tmp_path / "b", f"data.val_subjects=[{everyone}]"), tmp_path / "b", 0)

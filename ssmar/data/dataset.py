@@ -60,6 +60,28 @@ def encode_annotations(annotations: list[dict], layout: Layout, frames: int, max
                    [ann["frame_dir"] for ann in annotations])
 
 
+def validation_carve_out(annotations: list[dict], labels: np.ndarray, train_pos: np.ndarray, data_cfg: dict[str, Any],
+                         source: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Split a validation set off the train split: whole subjects (``val_subjects``, the honest
+    proxy for a cross-subject test) or a stratified fraction of clips (``val_fraction``)."""
+    val_fraction = float(data_cfg.get("val_fraction") or 0.0)
+    val_subjects = data_cfg.get("val_subjects")
+    if val_fraction > 0 and val_subjects:
+        raise SsmarError("set either data.val_fraction or data.val_subjects, not both")
+    if val_subjects:
+        subjects = np.array([annotations[i].get("subject") for i in train_pos], dtype=object)
+        held = np.isin(subjects, list(val_subjects))
+        if not held.any() or held.all():
+            raise SsmarError(f"{source}: data.val_subjects={list(val_subjects)} must name some but not all subjects "
+                             f"of the train split (its clips carry 'subject': {sorted(set(subjects.tolist()), key=str)})")
+        return train_pos[~held], train_pos[held]
+    if val_fraction > 0:
+        # The carve-out depends on the data only, so every method and ratio is tuned on the same clips.
+        picked = stratified_pick(labels[train_pos], seed=12345, ratio=val_fraction, min_per_class=0)
+        return np.delete(train_pos, picked), train_pos[picked]
+    return train_pos, None
+
+
 def prepare_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_split: bool = True) -> PreparedData:
     """Encode the configured splits; ``write_split=False`` (DDP ranks but 0) neither reads nor
     writes WORK_DIR/split.json: the trainer takes rank 0's partition."""
@@ -83,22 +105,20 @@ def prepare_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_split: bo
     train_pos = np.array(split_members(data, data_cfg["train_split"], source))
     if data_cfg["eval_on"] not in ("test", "val"):
         raise SsmarError(f"data.eval_on must be 'test' or 'val', got '{data_cfg['eval_on']}'")
-    val_fraction = float(data_cfg.get("val_fraction") or 0.0)
-    if data_cfg["eval_on"] == "val" and val_fraction <= 0:
-        raise SsmarError("data.eval_on=val needs data.val_fraction > 0 (a carve-out of the train split)")
-    if val_fraction > 0:
-        # The carve-out depends on the data seed only, so every method and ratio is tuned on the same clips.
-        picked = stratified_pick(labels[train_pos], seed=12345, ratio=val_fraction, min_per_class=0)
-        eval_pos = train_pos[picked]
-        train_pos = np.delete(train_pos, picked)
+    train_pos, eval_pos = validation_carve_out(annotations, labels, train_pos, data_cfg, source)
+    if data_cfg["eval_on"] == "val" and eval_pos is None:
+        raise SsmarError("data.eval_on=val needs a carve-out of the train split: set data.val_fraction > 0 "
+                         "or data.val_subjects=[...]")
     if data_cfg["eval_on"] == "test":
         eval_pos = np.array(split_members(data, data_cfg["test_split"], source))
+    val_fraction = float(data_cfg.get("val_fraction") or 0.0)
 
     def encode(positions: np.ndarray) -> ClipSet:
         return encode_annotations([annotations[i] for i in positions], layout, data_cfg["frames"], data_cfg["max_persons"])
 
     train, evaluation = encode(train_pos), encode(eval_pos)
     params = {"data": Path(source).name, "train_split": data_cfg["train_split"], "val_fraction": val_fraction,
+              **({"val_subjects": list(data_cfg["val_subjects"])} if data_cfg.get("val_subjects") else {}),
               "labelled_ratio": data_cfg["labelled_ratio"], "labels_per_class": data_cfg["labels_per_class"],
               "seed": seed}
     split_file = work_dir / "split.json" if write_split else None

@@ -1,0 +1,77 @@
+"""APLT's offline pseudo-labels against FixMatch's confident pseudo-labels at equal coverage.
+
+For every (ratio, seed) of a bench grid that holds both an ``aplt`` and a ``fixmatch`` run,
+and every APLT offline round after warm-up: FixMatch's coverage and accuracy in the epoch
+that follows the round (its per-epoch mask ratio and pseudo-label accuracy against the
+hidden labels), and APLT's accuracy at that same coverage, read off the round's
+accuracy-coverage curve (linear interpolation between coverage 0.1, 0.2, ... 1.0).
+
+    python benchmarks/pseudo_label_quality.py work_dirs/bench_utd [--out FILE.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def compare(root: Path) -> list[dict]:
+    rows = []
+    for rounds_file in sorted(root.glob("aplt/ratio*/seed*/aplt_rounds.json")):
+        cell = rounds_file.parent
+        fixmatch = root / "fixmatch" / cell.parent.name / cell.name / "metrics.json"
+        if not fixmatch.is_file():
+            continue
+        history = {record["epoch"]: record for record in json.loads(fixmatch.read_text())["history"]}
+        for record in json.loads(rounds_file.read_text())["rounds"]:
+            epoch = record["epoch"] + 1  # the round runs before 0-based epoch e: FixMatch's record e + 1
+            fix = history.get(epoch)
+            if fix is None or not fix.get("pl_coverage") or "aplt_accuracy_curve" not in record:
+                continue
+            levels, curve = record["coverage_levels"], record["aplt_accuracy_curve"]
+            rows.append({
+                "ratio": cell.parent.name.removeprefix("ratio"), "seed": cell.name.removeprefix("seed"),
+                "round": record["round"], "epoch": epoch,
+                "fixmatch_coverage": fix["pl_coverage"], "fixmatch_accuracy": fix["pl_acc"],
+                "aplt_accuracy_at_fixmatch_coverage": float(np.interp(fix["pl_coverage"], levels, curve)),
+                "aplt_coverage": record["coverage"], "aplt_accuracy": record["accuracy"],
+                "classifier_accuracy_at_aplt_coverage": record["classifier_accuracy_at_equal_coverage"],
+            })
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| ratio | seed | round | epoch | FixMatch coverage | FixMatch acc | APLT acc at that coverage | "
+             "APLT kept coverage | APLT kept acc | APLT model's classifier at APLT coverage |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['ratio']} | {r['seed']} | {r['round']} | {r['epoch']} | {100 * r['fixmatch_coverage']:.1f} | "
+                     f"{100 * r['fixmatch_accuracy']:.1f} | {100 * r['aplt_accuracy_at_fixmatch_coverage']:.1f} | "
+                     f"{100 * r['aplt_coverage']:.1f} | {100 * r['aplt_accuracy']:.1f} | "
+                     f"{100 * (r['classifier_accuracy_at_aplt_coverage'] or 0):.1f} |")
+    later = [r for r in rows if r["round"] > 1]
+    wins = sum(r["aplt_accuracy_at_fixmatch_coverage"] > r["fixmatch_accuracy"] for r in later)
+    lines.append("")
+    lines.append(f"Rounds after the first where APLT's offline labels beat FixMatch's at equal coverage: "
+                 f"{wins} of {len(later)}.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", type=Path, help="a bench work dir with aplt/ and fixmatch/ cells")
+    parser.add_argument("--out", type=Path, help="also write the table here")
+    args = parser.parse_args()
+    text = markdown(compare(args.root))
+    print(text)
+    if args.out:
+        from ssmar.utils.io import save_text
+
+        save_text(text, args.out)
+
+
+if __name__ == "__main__":
+    main()
