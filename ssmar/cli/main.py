@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 
 from ssmar import __version__
@@ -54,5 +56,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """Console entry point (``ssmar`` and ``python -m ssmar.cli.main``, as under torchrun)."""
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # After a finished distributed run, gloo's threads can abort the interpreter's teardown
+        # ("terminate called without an active exception"); everything is written and the process
+        # group destroyed by now, so leave without that teardown.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
