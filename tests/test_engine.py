@@ -133,3 +133,15 @@ def test_cross_subject_validation_carve_out(synth_file: Path, tmp_path: Path) ->
     everyone = ",".join(str(s) for s in train_subjects)
     with pytest.raises(SsmarError, match="some but not all subjects"):
         prepare_data(tiny_config(synth_file, tmp_path / "b", f"data.val_subjects=[{everyone}]"), tmp_path / "b", 0)
+
+
+def test_demo_main_job_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`ssmar demo` (the README's main job) with a tiny budget: data, runs, table, plots."""
+    assert main(["demo", "--work-dir", str(tmp_path), "--methods", "supervised,aplt", "--jobs", "1",
+                 "train.epochs=2", "train.steps_per_epoch=2", "data.frames=16", "model.channels=[8,16]",
+                 "model.strides=[1,2]", "threads=1", "train.progress=false"]) == 0
+    out = capsys.readouterr().out
+    assert "| supervised |" in out and "| aplt |" in out
+    for name in ("synth.pkl", "results.csv", "results.md", "top1_vs_ratio.png",
+                 "aplt/ratio0.1/seed0/confusion.png"):
+        assert (tmp_path / name).is_file(), name
