@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ssmar.config import load_config
 from ssmar.errors import SsmarError
@@ -44,20 +44,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.set_defaults(func=cmd_bench_report)
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def base_config(config: str | None, overrides: list[str], device: str | None) -> dict[str, Any]:
+    """The config every cell of a grid starts from (``bench`` and ``demo``)."""
+    from ssmar.bench.runner import check_base_config
+
+    base = load_config(config, overrides)
+    if device:
+        base["device"] = device
+    check_base_config(base, overrides)
+    return base
+
+
+def run_and_report(base: dict[str, Any], cells: list, root: Path, data_file: Path, jobs: int) -> None:
+    """Run the missing cells, rewriting the tables after each, and once more at the end."""
     from ssmar.bench.report import write_reports
-    from ssmar.bench.runner import check_base_config, plan_grid, run_grid
+    from ssmar.bench.runner import run_grid
+
+    run_grid(base, cells, root, data_file, jobs=jobs, on_result=lambda _: write_reports(root))
+    write_reports(root)  # also when every cell was already finished
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ssmar.bench.runner import plan_grid
 
     root = Path(args.work_dir)
     if args.report_only:
         return _report(root)
     if not args.methods:
         raise SsmarError("bench: --methods is required, e.g. --methods supervised,fixmatch,fullysupervised")
-    overrides = list(args.overrides or [])
-    base = load_config(args.config, overrides)
-    if args.device:
-        base["device"] = args.device
-    check_base_config(base, overrides)
+    base = base_config(args.config, list(args.overrides or []), args.device)
     methods = _parse_list("--methods", args.methods, str, "supervised,fixmatch")
     ratios = (_parse_list("--ratios", args.ratios, float, "0.1,0.2,0.5") if args.ratios is not None
               else [base["data"]["labelled_ratio"]])
@@ -66,8 +81,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     data = args.data or base["data"]["file"]
     if not data:
         raise SsmarError("bench: no data file; pass --data FILE or set data.file in --config")
-    run_grid(base, cells, root, Path(data), jobs=args.jobs, on_result=lambda _: write_reports(root))
-    write_reports(root)  # also when every cell was already finished
+    run_and_report(base, cells, root, Path(data), args.jobs)
     print(f"bench: {len(cells)} cells done; tables in {root / 'results.md'}, plot in {root / 'top1_vs_ratio.png'}")
     return 0
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ssmar.config import load_config
 from ssmar.errors import SsmarError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -31,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ssmar.bench.report import write_reports
-    from ssmar.bench.runner import check_base_config, plan_grid, run_grid
+    from ssmar.bench.runner import plan_grid
+    from ssmar.cli.bench import base_config, run_and_report
     from ssmar.data.skeleton_format import save_skeleton_pickle
     from ssmar.data.synth import generate_synthetic
 
@@ -41,19 +40,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not data_file.is_file():
         print(f"demo: generating the synthetic micro-action data set -> {data_file}")
         save_skeleton_pickle(generate_synthetic(seed=0), data_file)
-    overrides = list(args.overrides or [])
-    base = load_config(args.config, overrides)
-    if args.device:
-        base["device"] = args.device
-    check_base_config(base, overrides)
+    base = base_config(args.config, list(args.overrides or []), args.device)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise SsmarError("demo: --methods is empty; e.g. --methods supervised,fixmatch,aplt")
     cells = plan_grid(methods, [args.ratio], [args.seed])
     print(f"demo: training {', '.join(methods)} at {args.ratio:.0%} labels, {args.jobs} at a time "
           f"(logs in {root}/<method>/...)")
-    run_grid(base, cells, root, data_file, jobs=args.jobs, on_result=lambda _: write_reports(root))
-    write_reports(root)
+    run_and_report(base, cells, root, data_file, args.jobs)
     print((root / "results.md").read_text())
     print("plots:")
     print(f"  {root / 'top1_vs_ratio.png'}")
