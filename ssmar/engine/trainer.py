@@ -296,15 +296,15 @@ class Trainer:
             batch = self._make_batch()
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 result: StepResult = self.algorithm.train_step(batch)
+            if not torch.isfinite(result.loss):  # before the step, so no weight takes a NaN
+                raise SsmarError(f"loss became {result.loss.item()} at step {self.context.step + 1}; "
+                                 "lower train.lr or check the data for extreme values")
             self.optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
             self.optimizer.step()
             self.scheduler.step()
             self.context.step += 1
             self.ema.update(self.model, self.context.step)
-            if not torch.isfinite(result.loss):
-                raise SsmarError(f"loss became {result.loss.item()} at step {self.context.step}; "
-                                 "lower train.lr or check the data for extreme values")
             stats = {"loss": result.loss.item(), **result.stats}
             for key, value in stats.items():
                 sums[key] = sums.get(key, 0.0) + float(value)
