@@ -42,6 +42,23 @@ def test_offline_round_screens_far_points_and_refines_prototypes() -> None:
     assert table[:7].eq(-1).all() and torch.equal(table[7:], result.assign) and torch.equal(flags[7:], result.keep)
 
 
+def test_agreement_screen_drops_rows_where_cluster_and_classifier_disagree() -> None:
+    torch.manual_seed(0)
+    centres = F.normalize(torch.randn(3, 8), dim=1)
+    features = F.normalize(centres.repeat_interleave(10, 0) + 0.05 * torch.randn(30, 8), dim=1)
+    labels = torch.full((30,), -1)
+    labels[[0, 10, 20]] = torch.tensor([0, 1, 2])
+    policy = make_threshold_policy("none")
+    plain = offline_round(features, labels, 3, policy)
+    classifier = plain.assign.clone()
+    classifier[[1, 2, 11]] = (classifier[[1, 2, 11]] + 1) % 3  # the linear head disagrees on three clips
+    screened = offline_round(features, labels, 3, policy, classifier_labels=classifier)
+    assert plain.keep[[1, 2, 11]].all() and not screened.keep[[1, 2, 11]].any()
+    others = torch.ones(30, dtype=torch.bool)
+    others[[1, 2, 11]] = False
+    assert torch.equal(screened.keep[others], plain.keep[others])
+
+
 def test_prototypes_stay_frozen_during_online_phase(synth_file: Path, tmp_path: Path) -> None:
     trainer = aplt_trainer(synth_file, tmp_path, "train.steps_per_epoch=3", "algorithm.params.warmup_epochs=0",
                            "algorithm.params.period=5")

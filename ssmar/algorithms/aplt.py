@@ -48,6 +48,7 @@ class APLT(Algorithm):
         "num_aug": 4,  # A: weak views per labelled clip in the feature bank; 0 = ablation
         "threshold_policy": "mean",  # mean | quantile | ema | labelled | fixed | none
         "threshold_params": {},  # q (quantile), momentum (ema), c (labelled), value (fixed)
+        "agreement": False,  # also screen out clips whose cluster differs from the frozen linear head's argmax [ours]
         "kmeans_iters": 50,
         "bank_model": "ema",  # which weights embed the bank: ema (what is evaluated) | online
         "bank_batch_size": 256,
@@ -108,8 +109,11 @@ class APLT(Algorithm):
         all_reduce_sum(bank.features)  # each row is non-zero on the one process that embedded it
         logits_seen = all_reduce_sum(bank_logits())
         faults.point("offline")
+        if len(logits_seen) != len(bank.features):
+            raise SsmarError(f"APLT: {len(logits_seen)} logits for {len(bank.features)} bank rows")
         result = offline_round(bank.features, bank.labels, self.num_classes, self.policy,
-                               max_iter=int(p["kmeans_iters"]))
+                               max_iter=int(p["kmeans_iters"]),
+                               classifier_labels=logits_seen.argmax(dim=1) if p["agreement"] else None)
         for shared in (result.prototypes, result.centres, result.assign, result.keep):
             broadcast_(shared)  # rank 0's round everywhere, even where GPU k-means is not bit-reproducible
         previous = self.memory.prototypes.clone()

@@ -31,13 +31,20 @@ class OfflineRound:
 
 
 def offline_round(features: Tensor, labels: Tensor, num_classes: int, policy: ThresholdPolicy,
-                  max_iter: int = 50, chunk_size: int = 65536, init_centres: Tensor | None = None) -> OfflineRound:
-    """Cluster, screen and refine. ``labels`` is -1 on unlabelled rows; ``features`` are L2-normalised."""
+                  max_iter: int = 50, chunk_size: int = 65536, init_centres: Tensor | None = None,
+                  classifier_labels: Tensor | None = None) -> OfflineRound:
+    """Cluster, screen and refine. ``labels`` is -1 on unlabelled rows; ``features`` are L2-normalised.
+
+    ``classifier_labels`` (one per row), when given, adds an agreement screen: an unlabelled row
+    is kept only where its cluster equals the frozen classifier's prediction [ours].
+    """
     result = semi_supervised_kmeans(features, labels, num_classes, max_iter=max_iter, chunk_size=chunk_size,
                                     init_centres=init_centres)
     is_unlabelled = labels < 0
     thresholds = policy.compute(result.distance, result.assign, is_unlabelled, ~is_unlabelled, num_classes)
     keep = screen(result.distance, result.assign, thresholds) & is_unlabelled
+    if classifier_labels is not None:
+        keep &= result.assign == classifier_labels.to(result.assign.device)
     prototypes = refine_prototypes(features, result.assign, keep, labels, num_classes, result.centres, chunk_size)
     return OfflineRound(assign=result.assign, keep=keep, distance=result.distance,
                         margin=result.second_distance - result.distance, thresholds=thresholds,
