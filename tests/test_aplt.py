@@ -121,6 +121,20 @@ def test_fusion_changes_scores_only_when_enabled(synth_file: Path, tmp_path: Pat
     assert torch.allclose(fused.exp().sum(1), torch.full((4,), 2.0), atol=1e-4)  # two softmaxes, weight 1 each
 
 
+def test_evaluation_reports_the_prototype_head_beside_the_linear_head(synth_file: Path, tmp_path: Path) -> None:
+    trainer = aplt_trainer(synth_file, tmp_path, "algorithm.params.warmup_epochs=0")
+    assert set(trainer.evaluate()) >= {"top1"} and "fused_top1" not in trainer.evaluate()  # no prototypes yet
+    trainer.algorithm.on_epoch_start(0)
+    metrics = trainer.evaluate()
+    labels = trainer.data.evaluation.labels
+    model = trainer.ema.module.eval()
+    with torch.no_grad():
+        feat = model(trainer.data.evaluation.clips)["feat"]
+    nearest = (F.normalize(feat, dim=1) @ trainer.algorithm.memory.prototypes.T).argmax(1)
+    assert metrics["prototype_top1"] == pytest.approx(float((nearest == labels).float().mean() * 100), abs=1e-3)
+    assert 0 <= metrics["fused_top1"] <= 100
+
+
 @pytest.mark.slow
 def test_short_aplt_run_on_utd_mhad_beats_chance(utd_file: Path, tmp_path: Path) -> None:
     cfg = load_config(None, [f"data.file={utd_file}", "algorithm.name=aplt", "data.labelled_ratio=0.2",

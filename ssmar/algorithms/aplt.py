@@ -268,6 +268,15 @@ class APLT(Algorithm):
         return fused_scores(model, x, self.memory.prototypes, self.params) if self.prototypes_ready else \
             model(x)["logits"]
 
+    def diagnostic_scorers(self) -> dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]]:
+        if not self.prototypes_ready:
+            return {}
+        prototypes, scale = self.memory.prototypes, self.params["scale"]
+        scorers = {"prototype": lambda model, x: scale * prototype_cosine(model(x)["feat"], prototypes)}
+        if not self.params["fusion"]:  # what fusion = 1 would have scored, without a second run
+            scorers["fused"] = lambda model, x: fused_scores(model, x, prototypes, {**self.params, "fusion": 1.0})
+        return scorers
+
     @classmethod
     def inference_scores(cls, state: dict[str, Any], params: dict[str, Any],
                          device: torch.device) -> Callable[[nn.Module, torch.Tensor], torch.Tensor] | None:
@@ -314,6 +323,11 @@ def fused_scores(model: nn.Module, x: torch.Tensor, prototypes: torch.Tensor, pa
     out = model(x)
     if not params["fusion"]:
         return out["logits"]
-    cosine = F.normalize(out["feat"], dim=1) @ prototypes.to(out["feat"].dtype).T
+    cosine = prototype_cosine(out["feat"], prototypes)
     mixed = out["logits"].softmax(dim=1) + params["fusion"] * (params["scale"] * cosine).softmax(dim=1)
     return mixed.log()
+
+
+def prototype_cosine(feat: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of each embedding to each (unit-norm) prototype: ``[N, K]``."""
+    return F.normalize(feat, dim=1) @ prototypes.to(feat.dtype).T

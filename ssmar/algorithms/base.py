@@ -89,6 +89,11 @@ class Algorithm:
         """Class scores used for evaluation; ``model`` is the EMA copy."""
         return model(x)["logits"]
 
+    def diagnostic_scorers(self) -> dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]]:
+        """Other scoring rules reported beside ``predict`` at each evaluation as ``eval_<name>_top1``;
+        diagnostics only, they select nothing (APLT: its prototype head, alone and fused)."""
+        return {}
+
     @classmethod
     def inference_scores(cls, state: dict[str, Any], params: dict[str, Any],
                          device: torch.device) -> Callable[[nn.Module, torch.Tensor], torch.Tensor] | None:

@@ -15,7 +15,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -325,15 +325,21 @@ class Trainer:
     def evaluate(self) -> dict[str, Any]:
         """Metrics of the EMA model; under DDP each process scores a contiguous share of the clips and
         the scores are gathered, so every process computes the same metrics."""
+        labels = self.data.evaluation.labels.numpy()
+        metrics = classification_metrics(self._evaluation_scores(self.algorithm.predict), labels,
+                                         self.data.class_names, self.data.body_map, self.data.body_names)
+        for name, score_fn in self.algorithm.diagnostic_scorers().items():
+            metrics[f"{name}_top1"] = float((self._evaluation_scores(score_fn).argmax(1) == labels).mean() * 100)
+        return metrics
+
+    def _evaluation_scores(self, score_fn: Callable[[nn.Module, torch.Tensor], torch.Tensor]) -> np.ndarray:
         clips = self.data.evaluation.clips
         start, stop = (len(clips) * r // self.dist.world_size for r in (self.dist.rank, self.dist.rank + 1))
         scores = np.zeros((0, self.data.num_classes), np.float32)
         if stop > start:
             scores = predict_scores(self.ema.module, clips, self.device, int(self.cfg["train"]["eval_batch_size"]),
-                                    self.algorithm.predict, start=start, stop=stop)
-        scores = distributed.all_gather_cat(torch.from_numpy(scores)).numpy()
-        return classification_metrics(scores, self.data.evaluation.labels.numpy(), self.data.class_names,
-                                      self.data.body_map, self.data.body_names)
+                                    score_fn, start=start, stop=stop)
+        return distributed.all_gather_cat(torch.from_numpy(scores)).numpy()
 
     def fit(self) -> dict[str, Any]:
         """Train to the configured budget (from a resumed state if any); return final metrics."""
@@ -360,7 +366,8 @@ class Trainer:
                 distributed.broadcast_buffers(self.ema.module)
             if self.epoch % int(cfg["train"]["eval_every"]) == 0 or self.epoch == epochs:
                 metrics = self.evaluate()
-                record.update({f"eval_{k}": metrics[k] for k in ("top1", "top5", "mean_class_acc", "f1_macro")})
+                record.update({f"eval_{k}": v for k, v in metrics.items()
+                               if k in ("top5", "mean_class_acc", "f1_macro") or k.endswith("top1")})
                 if not self.best or metrics["top1"] > self.best["top1"]:
                     self.best = {"epoch": self.epoch, "top1": metrics["top1"]}
                     if is_main:
