@@ -21,6 +21,7 @@ from ssmar.data.skeleton_format import load_skeleton_pickle
 from ssmar.data.splits import make_ssl_split
 from ssmar.engine.trainer import Trainer
 from ssmar.errors import SsmarError
+from ssmar.utils.io import save_json
 
 
 def long_tailed_labels() -> np.ndarray:
@@ -45,6 +46,19 @@ def test_ssl_split_is_stratified_deterministic_and_keeps_one_label_per_class() -
 def test_ssl_split_rejects_bad_ratio(ratio: float) -> None:
     with pytest.raises(SsmarError, match="labelled ratio"):
         make_ssl_split(long_tailed_labels(), seed=0, ratio=ratio)
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+
+    previous = os.umask(0o027)
+    try:
+        save_json({"a": 1}, tmp_path / "m.json")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o640  # 0666 under the umask, not mkstemp's 0600
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"], "no temporary file left behind"
 
 
 def test_sampler_resumes_the_same_stream() -> None:

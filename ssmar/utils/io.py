@@ -30,6 +30,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would have given
             os.fsync(handle.fileno())
         os.replace(tmp_name, target)
     except BaseException as exc:
@@ -39,6 +40,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             raise SsmarError(f"writing {target} failed: {exc.strerror}; free space or fix permissions, then retry; "
                              "the previous file is untouched") from exc
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def save_pickle(obj: Any, path: str | os.PathLike) -> None:

@@ -1,0 +1,106 @@
+"""Table and bar chart of the APLT design choices and ablations run by ``aplt_val_sweep.sh``.
+
+One row per variant directory of ROOT (``ROOT/<variant>/<method>/ratio*/seed*``): top-1 of the
+linear head (what every method reports), of the prototype head alone and of the fused scores
+(``fusion: 1``, logged beside every APLT evaluation), the last round's offline pseudo-label
+coverage and accuracy, and the wall time. Mean over the seeds a variant ran (n).
+
+    python benchmarks/aplt_ablation_table.py work_dirs/aplt_val --out benchmarks/results/aplt_val
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def collect(root: Path) -> list[dict]:
+    rows = []
+    for method_dir in sorted(root.glob("*/*")):
+        cells = [c for c in sorted(method_dir.glob("ratio*/seed*")) if (c / "result.json").is_file()]
+        if not cells:
+            continue
+        finals, rounds, walls = [], [], []
+        for cell in cells:
+            finals.append(json.loads((cell / "metrics.json").read_text())["final"])
+            walls.append(json.loads((cell / "result.json").read_text())["wall_seconds"])
+            if (cell / "aplt_rounds.json").is_file():
+                rounds.append(json.loads((cell / "aplt_rounds.json").read_text())["rounds"][-1])
+
+        def mean(values: list) -> float | None:
+            values = [v for v in values if v is not None]
+            return float(np.mean(values)) if values else None
+
+        rows.append({
+            "variant": method_dir.parent.name, "method": method_dir.name, "seeds": len(cells),
+            "top1": mean([f["top1"] for f in finals]),
+            "top1_per_seed": [round(f["top1"], 2) for f in finals],
+            "prototype_top1": mean([f.get("prototype_top1") for f in finals]),
+            "fused_top1": mean([f.get("fused_top1") for f in finals]),
+            "coverage": mean([100 * r["coverage"] for r in rounds]),
+            "pl_accuracy": mean([100 * r["accuracy"] for r in rounds]),
+            "classifier_accuracy": mean([100 * r["classifier_accuracy_at_equal_coverage"] for r in rounds
+                                         if r["classifier_accuracy_at_equal_coverage"] is not None]),
+            "minutes": mean(walls) / 60,
+        })
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    def cell(value: float | None) -> str:
+        return "—" if value is None else f"{value:.2f}"
+
+    lines = ["| variant | method | n | top-1 (per seed) | prototype head | fused (fusion 1) | last round: kept % | "
+             "kept acc % | classifier acc at equal coverage % | min/run |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['variant']} | {r['method']} | {r['seeds']} | {cell(r['top1'])} "
+                     f"({', '.join(map(str, r['top1_per_seed']))}) | {cell(r['prototype_top1'])} | "
+                     f"{cell(r['fused_top1'])} | {cell(r['coverage'])} | {cell(r['pl_accuracy'])} | "
+                     f"{cell(r['classifier_accuracy'])} | {r['minutes']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    names = [f"{r['variant']}/{r['method']} (n={r['seeds']})" for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
+    ax.barh(names, [r["top1"] for r in rows], color=["tab:gray" if r["method"] != "aplt" else "tab:blue"
+                                                       for r in rows])
+    for y, r in enumerate(rows):
+        ax.text(r["top1"] + 0.3, y, f"{r['top1']:.1f}", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("top-1 (%) on the validation carve-out")
+    low = min(r["top1"] for r in rows)
+    ax.set_xlim(max(0, low - 10), min(100, max(r["top1"] for r in rows) + 5))
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--out", type=Path, help="prefix for OUT.md and OUT.png (default: print only)")
+    args = parser.parse_args()
+    rows = collect(args.root)
+    if not rows:
+        raise SystemExit(f"error: no finished runs under {args.root}; run benchmarks/aplt_val_sweep.sh first")
+    text = markdown(rows)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".md").write_text(text)
+        plot(rows, args.out.with_suffix(".png"))
+        print(f"wrote {args.out.with_suffix('.md')} and {args.out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
