@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # APLT design choices and ablations on a validation carve-out of the UTD-MHAD training split
 # (training subject 7 held out; the test split is never touched). 10 % labels, the grid budget.
-# Usage: benchmarks/aplt_val_sweep.sh [WORK_ROOT] [JOBS]   (resumable: finished cells are skipped)
+# Usage: benchmarks/aplt_val_sweep.sh [WORK_ROOT] [JOBS] [VARIANTS]   (resumable: finished cells are skipped)
+# VARIANTS: space-separated names to run (default: all), e.g. to split the sweep over two processes.
 set -euo pipefail
 ROOT=${1:-work_dirs/aplt_val}
 JOBS=${2:-1}
+VARIANTS=${3:-}
 DATA=.bench_data/utd.pkl
 [ -f "$DATA" ] || ssmar import utd-mhad ../shared/data/utd_mhad_skeleton -o "$DATA"
 variant() {  # name, methods, seeds, overrides...
   local name=$1 methods=$2 seeds=$3; shift 3
+  [[ -z "$VARIANTS" || " $VARIANTS " == *" $name "* ]] || return 0
   ssmar bench --data "$DATA" -c configs/utd_mhad.yaml --methods "$methods" --ratios 0.1 --seeds "$seeds" \
     --jobs "$JOBS" --work-dir "$ROOT/$name" 'data.val_subjects=[7]' data.eval_on=val threads=1 "$@"
 }
