@@ -19,10 +19,10 @@ variant() {  # name, methods, seeds, overrides...
 variant base fixmatch,aplt 0,1
 variant agreement aplt 0,1 algorithm.params.agreement=true
 variant period2 aplt 0,1 algorithm.params.period=2
-# ablations (seed 0)
+# ablations (seed 0; the synchronous mode, the paper's central claim, on both seeds)
 variant no_label_aug aplt 0 algorithm.params.num_aug=0
 variant no_margin aplt 0 algorithm.params.lambda_m=0
-variant sync aplt 0 algorithm.params.mode=sync
+variant sync aplt 0,1 algorithm.params.mode=sync
 for policy in quantile ema labelled none; do
   variant "thr_$policy" aplt 0 algorithm.params.threshold_policy=$policy
 done
