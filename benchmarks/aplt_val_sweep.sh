@@ -12,13 +12,15 @@ DATA=.bench_data/utd.pkl
 variant() {  # name, methods, seeds, overrides...
   local name=$1 methods=$2 seeds=$3; shift 3
   [[ -z "$VARIANTS" || " $VARIANTS " == *" $name "* ]] || return 0
-  ssmar bench --data "$DATA" -c configs/utd_mhad.yaml --methods "$methods" --ratios 0.1 --seeds "$seeds" \
+  ssmar bench --data "$DATA" -c configs/utd_mhad.yaml --methods "$methods" --ratios "${RATIOS:-0.1}" --seeds "$seeds" \
     --jobs "$JOBS" --work-dir "$ROOT/$name" 'data.val_subjects=[7]' data.eval_on=val threads=1 "$@"
 }
 # design choices APLT.md leaves open (2 seeds each)
 variant base fixmatch,aplt 0,1
 variant agreement aplt 0,1 algorithm.params.agreement=true
 variant period2 aplt 0,1 algorithm.params.period=2
+# inference head (linear / prototype / fused) at a second label ratio
+RATIOS=0.2 variant base_r20 aplt 0,1
 # ablations (seed 0; the synchronous mode, the paper's central claim, on both seeds)
 variant no_label_aug aplt 0 algorithm.params.num_aug=0
 variant no_margin aplt 0 algorithm.params.lambda_m=0
