@@ -2,8 +2,8 @@
 
 The inference rule does not change training (it only scores the evaluation clips), so a
 finished run's ``latest.pt`` (final EMA weights and prototypes) answers all three without
-retraining. Each run is rebuilt from its ``config.yaml`` in a scratch directory, so nothing in
-the run directory changes. Runs are grouped by the directory above ``ratio*/seed*``.
+retraining (``ssmar.cli.train.rescore_run``: nothing in the run directory changes). Runs are
+grouped by the directory above ``ratio*/seed*``.
 
     python benchmarks/aplt_heads.py work_dirs/bench_utd/aplt work_dirs/aplt_val/base/aplt --out FILE.md
 """
@@ -12,24 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ssmar.config import load_config
-from ssmar.engine.trainer import Trainer
+from ssmar.cli.train import rescore_run
 
 HEADS = (("linear", "top1"), ("prototype", "prototype_top1"), ("fused", "fused_top1"))
 
 
 def score_run(run_dir: Path) -> dict[str, float]:
-    cfg = load_config(run_dir / "config.yaml", ["algorithm.params.fusion=0.0", "train.progress=false"])
-    with tempfile.TemporaryDirectory() as scratch:
-        cfg["work_dir"] = scratch
-        trainer = Trainer(cfg, Path(scratch))
-        trainer.resume(run_dir / "latest.pt")
-        metrics = trainer.evaluate()
+    metrics = rescore_run(run_dir, ["algorithm.params.fusion=0.0"])  # top1 = linear head; fused as diagnostic
     return {head: float(metrics[key]) for head, key in HEADS}
 
 

@@ -117,6 +117,28 @@ def test_interrupted_cell_continues_from_latest_checkpoint(data_file, tmp_path):
     assert result["wall_seconds"] >= metrics["elapsed_s"]
 
 
+def test_rescore_reevaluates_finished_cells_without_training(data_file, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "grid"
+    assert bench(data_file, root, "--methods", "supervised", "--ratios", "0.5,1.0", "--seeds", "0") == 0
+    cell_dir = Cell("supervised", 0.5, 0).work_dir(root)
+    first = json.loads((cell_dir / "result.json").read_text())
+    (Cell("supervised", 1.0, 0).work_dir(root) / "result.json").unlink()
+    (Cell("supervised", 1.0, 0).work_dir(root) / "metrics.json").unlink()  # now an unfinished cell
+    # Pretend the recorded evaluation was different (as if the inference rule had changed since).
+    (cell_dir / "result.json").write_text(json.dumps({**first, "top1": -1.0}))
+    checkpoint_before = (cell_dir / "latest.pt").read_bytes()
+    calls = spy_run_training(monkeypatch)
+    capsys.readouterr()
+    assert bench(data_file, root, "--methods", "supervised", "--ratios", "0.5,1.0", "--seeds", "0", "--rescore") == 0
+    assert calls == [], "rescoring trains nothing"
+    rescored = json.loads((cell_dir / "result.json").read_text())
+    assert rescored["top1"] == pytest.approx(first["top1"]) and rescored["rescored_from"]["top1"] == -1.0
+    assert rescored["wall_seconds"] == first["wall_seconds"]
+    assert (cell_dir / "latest.pt").read_bytes() == checkpoint_before
+    out = capsys.readouterr().out
+    assert "-1.00 ->" in out and "ratio 1 seed 0 has not finished; skipped" in out
+
+
 def test_parallel_jobs_run_in_separate_processes(data_file, tmp_path):
     root = tmp_path / "grid"
     base = load_config(None, [o for o in TINY if o != "threads=1"])

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 from tqdm import tqdm
 
 from ssmar.algorithms import ALGORITHMS, algorithm_class
-from ssmar.cli.train import run_training
+from ssmar.cli.train import rescore_run, run_training
 from ssmar.errors import SsmarError
 from ssmar.utils.io import save_json
 
@@ -178,6 +178,20 @@ def run_cell(cfg: dict[str, Any], cell: Cell) -> dict[str, Any]:
     result = make_result(cell, cfg, final, earlier + time.time() - started)
     save_json(result, work_dir / RESULT_FILE)
     return result
+
+
+def rescore_cell(cfg: dict[str, Any], cell: Cell) -> dict[str, Any] | None:
+    """Re-evaluate a finished cell's final checkpoint with the current code and rewrite its result
+    (wall time kept; the first recorded metrics kept under ``rescored_from``). None if unfinished."""
+    result = finished_result(cfg, cell)
+    if result is None:
+        return None
+    metrics = rescore_run(Path(cfg["work_dir"]))
+    rescored = make_result(cell, result["config"], metrics, result["wall_seconds"])
+    rescored["rescored_from"] = result.get("rescored_from") or {
+        key: result[key] for key in ("top1", "top5", "mean_class_acc", "f1_macro") if key in result}
+    save_json(rescored, Path(cfg["work_dir"]) / RESULT_FILE)
+    return rescored
 
 
 def run_grid(base: dict[str, Any], cells: Sequence[Cell], root: Path, data_file: Path, jobs: int = 1,

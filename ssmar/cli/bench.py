@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                            "threads per cell default to cores // jobs")
     bench.add_argument("--device", help="cpu, cuda or cuda:N for every run")
     bench.add_argument("--report-only", action="store_true", help="only rebuild the tables and plot from WORK_DIR")
+    bench.add_argument("--rescore", action="store_true",
+                       help="train nothing: re-evaluate the finished cells' final checkpoints with the current "
+                            "code (e.g. after a change of inference rule) and rebuild the tables")
     bench.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     bench.set_defaults(func=cmd_bench)
 
@@ -81,8 +84,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     data = args.data or base["data"]["file"]
     if not data:
         raise SsmarError("bench: no data file; pass --data FILE or set data.file in --config")
+    if args.rescore:
+        return _rescore(base, cells, root, Path(data))
     run_and_report(base, cells, root, Path(data), args.jobs)
     print(f"bench: {len(cells)} cells done; tables in {root / 'results.md'}, plot in {root / 'top1_vs_ratio.png'}")
+    return 0
+
+
+def _rescore(base: dict[str, Any], cells: list, root: Path, data_file: Path) -> int:
+    from ssmar.bench.report import write_reports
+    from ssmar.bench.runner import cell_config, rescore_cell
+
+    for cell in cells:
+        result = rescore_cell(cell_config(base, cell, root, data_file), cell)
+        if result is None:
+            print(f"bench: {cell} has not finished; skipped")
+        else:
+            print(f"bench: {cell} top1 {result['rescored_from']['top1']:.2f} -> {result['top1']:.2f}")
+    write_reports(root)
     return 0
 
 

@@ -92,6 +92,25 @@ def run_training(cfg: dict[str, Any], resume: str | None = None) -> dict[str, An
     return final
 
 
+def rescore_run(run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Final metrics of a finished run as the current code evaluates them (e.g. after a change of
+    inference rule), from its ``latest.pt`` and ``config.yaml`` plus ``overrides``: no training,
+    and nothing in ``run_dir`` changes (the trainer works in a scratch directory)."""
+    import tempfile
+
+    from ssmar.engine.trainer import Trainer
+
+    checkpoint = run_dir / "latest.pt"
+    if not checkpoint.is_file() or not (run_dir / "config.yaml").is_file():
+        raise SsmarError(f"{run_dir}: no latest.pt / config.yaml to rescore; train the run first")
+    cfg = load_config(run_dir / "config.yaml", [*(overrides or []), "train.progress=false"])
+    with tempfile.TemporaryDirectory() as scratch:
+        cfg["work_dir"] = scratch
+        trainer = Trainer(cfg, Path(scratch))
+        trainer.resume(checkpoint)
+        return trainer.evaluate()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     final = run_training(cfg, args.resume)
