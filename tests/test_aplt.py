@@ -119,10 +119,12 @@ def test_fusion_changes_scores_only_when_enabled(synth_file: Path, tmp_path: Pat
     plain = model(x)["logits"]
     assert fused.shape == plain.shape and not torch.allclose(fused, plain)
     assert torch.allclose(fused.exp().sum(1), torch.full((4,), 2.0), atol=1e-4)  # two softmaxes, weight 1 each
+    trainer.algorithm.params["fusion"] = 0.0
+    assert torch.equal(trainer.algorithm.predict(model, x), plain)
 
 
 def test_evaluation_reports_the_prototype_head_beside_the_linear_head(synth_file: Path, tmp_path: Path) -> None:
-    trainer = aplt_trainer(synth_file, tmp_path, "algorithm.params.warmup_epochs=0")
+    trainer = aplt_trainer(synth_file, tmp_path, "algorithm.params.warmup_epochs=0", "algorithm.params.fusion=0")
     assert set(trainer.evaluate()) >= {"top1"} and "fused_top1" not in trainer.evaluate()  # no prototypes yet
     trainer.algorithm.on_epoch_start(0)
     metrics = trainer.evaluate()
@@ -133,6 +135,10 @@ def test_evaluation_reports_the_prototype_head_beside_the_linear_head(synth_file
     nearest = (F.normalize(feat, dim=1) @ trainer.algorithm.memory.prototypes.T).argmax(1)
     assert metrics["prototype_top1"] == pytest.approx(float((nearest == labels).float().mean() * 100), abs=1e-3)
     assert 0 <= metrics["fused_top1"] <= 100
+    trainer.algorithm.params["fusion"] = 1.0  # the default: top1 is fused, the linear head is the diagnostic
+    fused_metrics = trainer.evaluate()
+    assert fused_metrics["linear_top1"] == pytest.approx(metrics["top1"]) and "fused_top1" not in fused_metrics
+    assert fused_metrics["top1"] == pytest.approx(metrics["fused_top1"])
 
 
 @pytest.mark.slow

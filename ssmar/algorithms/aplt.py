@@ -52,7 +52,9 @@ class APLT(Algorithm):
         "kmeans_iters": 50,
         "bank_model": "ema",  # which weights embed the bank: ema (what is evaluated) | online
         "bank_batch_size": 256,
-        "fusion": 0.0,  # inference: probs = softmax(linear) + fusion * softmax(s * cos to prototypes)
+        # inference: probs = softmax(linear) + fusion * softmax(s * cos to prototypes); 1 chosen on a
+        # validation carve-out over the linear head alone (0) [ours; docs/aplt.md]
+        "fusion": 1.0,
         "mode": "async",  # async (APLT) | sync (ablation: recompute every step from the live model)
         "sync_kmeans_iters": 5,
     }
@@ -273,7 +275,9 @@ class APLT(Algorithm):
             return {}
         prototypes, scale = self.memory.prototypes, self.params["scale"]
         scorers = {"prototype": lambda model, x: scale * prototype_cosine(model(x)["feat"], prototypes)}
-        if not self.params["fusion"]:  # what fusion = 1 would have scored, without a second run
+        if self.params["fusion"]:  # the linear head alone, as every other method is scored
+            scorers["linear"] = lambda model, x: model(x)["logits"]
+        else:  # what fusion = 1 would have scored, without a second run
             scorers["fused"] = lambda model, x: fused_scores(model, x, prototypes, {**self.params, "fusion": 1.0})
         return scorers
 
