@@ -1,9 +1,10 @@
 """Table and bar chart of the APLT design choices and ablations run by ``aplt_val_sweep.sh``.
 
 One row per variant directory of ROOT (``ROOT/<variant>/<method>/ratio*/seed*``): top-1 of the
-linear head (what every method reports), of the prototype head alone and of the fused scores
-(``fusion: 1``, logged beside every APLT evaluation), the last round's offline pseudo-label
-coverage and accuracy, and the wall time. Mean over the seeds a variant ran (n).
+linear head (what every other method reports), of the prototype head alone and of the fused
+scores (``fusion: 1``, APLT's default), each APLT run rescored from its final checkpoint by
+``aplt_heads.py``; the last round's offline pseudo-label coverage and accuracy, and the wall
+time. Mean over the seeds a variant ran (n).
 
     python benchmarks/aplt_ablation_table.py work_dirs/aplt_val --out benchmarks/results/aplt_val
 """
@@ -19,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from aplt_heads import score_run  # noqa: E402  (this script's directory is on sys.path)
 
 
 def collect(root: Path) -> list[dict]:
@@ -27,12 +29,15 @@ def collect(root: Path) -> list[dict]:
         cells = [c for c in sorted(method_dir.glob("ratio*/seed*")) if (c / "result.json").is_file()]
         if not cells:
             continue
-        finals, rounds, walls = [], [], []
+        heads, rounds, walls = [], [], []
         for cell in cells:
-            finals.append(json.loads((cell / "metrics.json").read_text())["final"])
-            walls.append(json.loads((cell / "result.json").read_text())["wall_seconds"])
+            result = json.loads((cell / "result.json").read_text())
+            walls.append(result["wall_seconds"])
             if (cell / "aplt_rounds.json").is_file():
                 rounds.append(json.loads((cell / "aplt_rounds.json").read_text())["rounds"][-1])
+                heads.append(score_run(cell))
+            else:
+                heads.append({"linear": result.get("rescored_from", result)["top1"]})
 
         def mean(values: list) -> float | None:
             values = [v for v in values if v is not None]
@@ -40,10 +45,10 @@ def collect(root: Path) -> list[dict]:
 
         rows.append({
             "variant": method_dir.parent.name, "method": method_dir.name, "seeds": len(cells),
-            "top1": mean([f["top1"] for f in finals]),
-            "top1_per_seed": [round(f["top1"], 2) for f in finals],
-            "prototype_top1": mean([f.get("prototype_top1") for f in finals]),
-            "fused_top1": mean([f.get("fused_top1") for f in finals]),
+            "top1": mean([h["linear"] for h in heads]),
+            "top1_per_seed": [round(h["linear"], 2) for h in heads],
+            "prototype_top1": mean([h.get("prototype") for h in heads]),
+            "fused_top1": mean([h.get("fused") for h in heads]),
             "coverage": mean([100 * r["coverage"] for r in rounds]),
             "pl_accuracy": mean([100 * r["accuracy"] for r in rounds]),
             "classifier_accuracy": mean([100 * r["classifier_accuracy_at_equal_coverage"] for r in rounds
@@ -57,7 +62,7 @@ def markdown(rows: list[dict]) -> str:
     def cell(value: float | None) -> str:
         return "—" if value is None else f"{value:.2f}"
 
-    lines = ["| variant | method | n | top-1 (per seed) | prototype head | fused (fusion 1) | last round: kept % | "
+    lines = ["| variant | method | n | linear head top-1 (per seed) | prototype head | fused (default) | last round: kept % | "
              "kept acc % | classifier acc at equal coverage % | min/run |",
              "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -70,15 +75,22 @@ def markdown(rows: list[dict]) -> str:
 
 def plot(rows: list[dict], path: Path) -> None:
     names = [f"{r['variant']}/{r['method']} (n={r['seeds']})" for r in rows]
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
-    ax.barh(names, [r["top1"] for r in rows], color=["tab:gray" if r["method"] != "aplt" else "tab:blue"
-                                                       for r in rows])
-    for y, r in enumerate(rows):
-        ax.text(r["top1"] + 0.3, y, f"{r['top1']:.1f}", va="center", fontsize=8)
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.4))
+    linear = [r["top1"] for r in rows]
+    fused = [r["fused_top1"] if r["fused_top1"] is not None else np.nan for r in rows]
+    ax.barh(y - 0.2, linear, height=0.4, color="tab:gray", label="linear head")
+    ax.barh(y + 0.2, fused, height=0.4, color="tab:blue", label="fused (APLT default)")
+    for row, (a, b) in enumerate(zip(linear, fused)):
+        ax.text(a + 0.3, row - 0.2, f"{a:.1f}", va="center", fontsize=7)
+        if not np.isnan(b):
+            ax.text(b + 0.3, row + 0.2, f"{b:.1f}", va="center", fontsize=7)
+    ax.set_yticks(y, names)
     ax.invert_yaxis()
+    ax.legend(loc="lower right", fontsize=8)
     ax.set_xlabel("top-1 (%) on the validation carve-out")
-    low = min(r["top1"] for r in rows)
-    ax.set_xlim(max(0, low - 10), min(100, max(r["top1"] for r in rows) + 5))
+    values = linear + [v for v in fused if not np.isnan(v)]
+    ax.set_xlim(max(0, min(values) - 10), min(100, max(values) + 5))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
