@@ -115,12 +115,12 @@ def test_fusion_changes_scores_only_when_enabled(synth_file: Path, tmp_path: Pat
     trainer.algorithm.on_epoch_start(0)
     x = trainer.data.evaluation.clips[:4]
     model = trainer.ema.module.eval()
-    fused = trainer.algorithm.predict(model, x)
+    fused = trainer.algorithm.score_outputs(model(x))
     plain = model(x)["logits"]
     assert fused.shape == plain.shape and not torch.allclose(fused, plain)
     assert torch.allclose(fused.exp().sum(1), torch.full((4,), 2.0), atol=1e-4)  # two softmaxes, weight 1 each
     trainer.algorithm.params["fusion"] = 0.0
-    assert torch.equal(trainer.algorithm.predict(model, x), plain)
+    assert torch.equal(trainer.algorithm.score_outputs(model(x)), plain)
 
 
 def test_evaluation_reports_the_prototype_head_beside_the_linear_head(synth_file: Path, tmp_path: Path) -> None:

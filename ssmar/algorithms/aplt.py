@@ -266,19 +266,18 @@ class APLT(Algorithm):
         return {"aplt_round": self.round}
 
     # ------------------------------------------------------------------ inference and state
-    def predict(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        return fused_scores(model, x, self.memory.prototypes, self.params) if self.prototypes_ready else \
-            model(x)["logits"]
+    def score_outputs(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        return fused_scores(out, self.memory.prototypes, self.params) if self.prototypes_ready else out["logits"]
 
-    def diagnostic_scorers(self) -> dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]]:
+    def diagnostic_scorers(self) -> dict[str, Callable[[dict[str, torch.Tensor]], torch.Tensor]]:
         if not self.prototypes_ready:
             return {}
         prototypes, scale = self.memory.prototypes, self.params["scale"]
-        scorers = {"prototype": lambda model, x: scale * prototype_cosine(model(x)["feat"], prototypes)}
+        scorers = {"prototype": lambda out: scale * prototype_cosine(out["feat"], prototypes)}
         if self.params["fusion"]:  # the linear head alone, as every other method is scored
-            scorers["linear"] = lambda model, x: model(x)["logits"]
+            scorers["linear"] = lambda out: out["logits"]
         else:  # what fusion = 1 would have scored, without a second run
-            scorers["fused"] = lambda model, x: fused_scores(model, x, prototypes, {**self.params, "fusion": 1.0})
+            scorers["fused"] = lambda out: fused_scores(out, prototypes, {**self.params, "fusion": 1.0})
         return scorers
 
     @classmethod
@@ -288,7 +287,7 @@ class APLT(Algorithm):
         if not merged["fusion"] or not state.get("round"):
             return None
         prototypes = state["prototypes"].to(device)
-        return lambda model, x: fused_scores(model, x, prototypes, merged)
+        return lambda model, x: fused_scores(model(x), prototypes, merged)
 
     def state_dict(self) -> dict[str, Any]:
         return {"prototypes": self.memory.prototypes.cpu().clone(), "pseudo_labels": self.pseudo_labels.clone(),
@@ -322,9 +321,8 @@ def accuracy_curve(scores: torch.Tensor, predicted: torch.Tensor, true: torch.Te
     return [accuracy_at_coverage(scores, predicted, true, level) for level in COVERAGE_LEVELS]
 
 
-def fused_scores(model: nn.Module, x: torch.Tensor, prototypes: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+def fused_scores(out: dict[str, torch.Tensor], prototypes: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
     """Linear-head logits, or (with ``fusion`` > 0) log of the linear and prototype probabilities mixed."""
-    out = model(x)
     if not params["fusion"]:
         return out["logits"]
     cosine = prototype_cosine(out["feat"], prototypes)

@@ -85,13 +85,14 @@ class Algorithm:
         """Extra per-epoch statistics to log (e.g. class-wise thresholds)."""
         return {}
 
-    def predict(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """Class scores used for evaluation; ``model`` is the EMA copy."""
-        return model(x)["logits"]
+    def score_outputs(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Class scores used for evaluation, from the (EMA) model's outputs ``feat`` and ``logits``:
+        the linear head by default."""
+        return out["logits"]
 
-    def diagnostic_scorers(self) -> dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]]:
-        """Other scoring rules reported beside ``predict`` at each evaluation as ``eval_<name>_top1``;
-        diagnostics only, they select nothing (APLT: its prototype head, alone and fused)."""
+    def diagnostic_scorers(self) -> dict[str, Callable[[dict[str, torch.Tensor]], torch.Tensor]]:
+        """Other scoring rules on the same outputs, reported beside ``score_outputs`` at each evaluation
+        as ``eval_<name>_top1``; diagnostics only, they select nothing (APLT: its prototype head)."""
         return {}
 
     @classmethod

@@ -326,20 +326,28 @@ class Trainer:
         """Metrics of the EMA model; under DDP each process scores a contiguous share of the clips and
         the scores are gathered, so every process computes the same metrics."""
         labels = self.data.evaluation.labels.numpy()
-        metrics = classification_metrics(self._evaluation_scores(self.algorithm.predict), labels,
-                                         self.data.class_names, self.data.body_map, self.data.body_names)
-        for name, score_fn in self.algorithm.diagnostic_scorers().items():
-            metrics[f"{name}_top1"] = float((self._evaluation_scores(score_fn).argmax(1) == labels).mean() * 100)
+        diagnostics = self.algorithm.diagnostic_scorers()
+        scores, *extra = self._evaluation_scores([self.algorithm.score_outputs, *diagnostics.values()])
+        metrics = classification_metrics(scores, labels, self.data.class_names, self.data.body_map,
+                                         self.data.body_names)
+        for name, diagnostic in zip(diagnostics, extra):
+            metrics[f"{name}_top1"] = float((diagnostic.argmax(1) == labels).mean() * 100)
         return metrics
 
-    def _evaluation_scores(self, score_fn: Callable[[nn.Module, torch.Tensor], torch.Tensor]) -> np.ndarray:
+    def _evaluation_scores(self, scorers: list[Callable[[dict[str, torch.Tensor]], torch.Tensor]]) -> list[np.ndarray]:
+        """Each scorer's ``[N, K]`` scores from one forward pass over the evaluation clips."""
         clips = self.data.evaluation.clips
         start, stop = (len(clips) * r // self.dist.world_size for r in (self.dist.rank, self.dist.rank + 1))
-        scores = np.zeros((0, self.data.num_classes), np.float32)
+        scores = np.zeros((0, self.data.num_classes * len(scorers)), np.float32)
         if stop > start:
+            def all_scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+                out = model(x)
+                return torch.cat([scorer(out) for scorer in scorers], dim=1)
+
             scores = predict_scores(self.ema.module, clips, self.device, int(self.cfg["train"]["eval_batch_size"]),
-                                    score_fn, start=start, stop=stop)
-        return distributed.all_gather_cat(torch.from_numpy(scores)).numpy()
+                                    all_scores, start=start, stop=stop)
+        gathered = distributed.all_gather_cat(torch.from_numpy(scores)).numpy()
+        return np.split(gathered, len(scorers), axis=1)
 
     def fit(self) -> dict[str, Any]:
         """Train to the configured budget (from a resumed state if any); return final metrics."""
