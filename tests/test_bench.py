@@ -166,6 +166,36 @@ def test_mean_std_formatting_and_table():
     ]
 
 
+def test_report_adds_last_epoch_pseudo_labels(tmp_path):
+    """Coverage/accuracy come from each cell's last epoch with pseudo-labels, in percent; methods
+    without pseudo-labels (or without a history) leave the cells empty."""
+    budget = {"train": {"epochs": 2, "steps_per_epoch": 1, "batch_size": 4, "uratio": 1, "ema": 0.99},
+              "data": {"frames": 8, "eval_on": "test", "file": "tiny.pkl"}}
+    histories = {("fixmatch", 0): [{"epoch": 1, "pl_coverage": 0.1, "pl_acc": 0.5},
+                                   {"epoch": 2, "pl_coverage": 0.4, "pl_acc": 0.75}, {"epoch": 3, "loss": 1.0}],
+                 ("fixmatch", 1): [{"epoch": 1, "pl_coverage": 0.2, "pl_acc": None}],
+                 ("supervised", 0): [{"epoch": 1, "loss": 1.0}]}
+    for method, seed in [*histories, ("supervised", 1)]:
+        cell = Cell(method, 0.1, seed).work_dir(tmp_path)
+        cell.mkdir(parents=True)
+        (cell / "result.json").write_text(json.dumps({"method": method, "ratio": 0.1, "seed": seed, "top1": 50.0,
+                                                      "wall_seconds": 60.0, "work_dir": str(cell),
+                                                      "config": budget}))
+        if (method, seed) in histories:
+            (cell / "metrics.json").write_text(json.dumps({"history": histories[method, seed]}))
+    assert main(["bench-report", str(tmp_path)]) == 0
+    with open(tmp_path / "results.csv") as handle:
+        rows = {(r["method"], r["seed"]): r for r in csv.DictReader(handle)}
+    assert (float(rows["fixmatch", "0"]["pl_coverage"]), float(rows["fixmatch", "0"]["pl_acc"])) == (40.0, 75.0)
+    assert (float(rows["fixmatch", "1"]["pl_coverage"]), rows["fixmatch", "1"]["pl_acc"]) == (20.0, "")
+    assert rows["supervised", "0"]["pl_coverage"] == rows["supervised", "1"]["pl_coverage"] == ""
+    report = (tmp_path / "results.md").read_text()
+    coverage = report.split("## Pseudo-label coverage")[1].split("## ")[0]
+    assert "| fixmatch | 30.00 ± 14.14 (2) |" in coverage and "| supervised |" not in coverage
+    accuracy = report.split("## Pseudo-label accuracy")[1]
+    assert "| fixmatch | 75.00 (1) |" in accuracy
+
+
 @pytest.mark.parametrize("args, message", [
     (["--methods", "supervised,nosuchmethod"], "unknown method 'nosuchmethod'"),
     (["--methods", "supervised", "--ratios", "0.1,1.5"], "labelled ratio 1.5 is outside (0, 1]"),

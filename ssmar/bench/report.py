@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ssmar.algorithms import ALGORITHMS
-from ssmar.bench.runner import RESULT_FILE, UPPER_BOUND
+from ssmar.bench.runner import METRICS_FILE, RESULT_FILE, UPPER_BOUND
 from ssmar.errors import SsmarError
 from ssmar.utils.io import save_figure, save_text
 
 CSV_COLUMNS = ("method", "ratio", "seed", "top1", "top5", "mean_class_acc", "f1_micro", "f1_macro", "f1_mean",
-               "wall_seconds", "work_dir")
+               "pl_coverage", "pl_acc", "wall_seconds", "work_dir")
 TABLES = (("top1", "Top-1 accuracy (%)"), ("mean_class_acc", "Mean class accuracy (%)"),
-          ("f1_macro", "F1-macro (%)"), ("f1_mean", "F1-mean (%), the MA-52 challenge score"))
+          ("f1_macro", "F1-macro (%)"), ("f1_mean", "F1-mean (%), the MA-52 challenge score"),
+          ("pl_coverage", "Pseudo-label coverage in the last epoch (%): mean mask weight on unlabelled clips"),
+          ("pl_acc", "Pseudo-label accuracy in the last epoch (%): mask-weighted, against the hidden labels"))
 ALL_LABELS = "all labels"
 
 
@@ -30,10 +32,22 @@ def collect_results(root: Path) -> list[dict[str, Any]]:
     results = []
     for path in root.glob(f"*/ratio*/seed*/{RESULT_FILE}"):
         try:
-            results.append(json.loads(path.read_text()))
+            result = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise SsmarError(f"{path} is unreadable ({exc}); delete it and rerun ssmar bench to recompute") from exc
+        results.append({**result, **last_epoch_pseudo_labels(path.parent / METRICS_FILE)})
     return sorted(results, key=lambda r: (method_rank(r["method"]), r["ratio"], r["seed"]))
+
+
+def last_epoch_pseudo_labels(metrics_path: Path) -> dict[str, float]:
+    """Coverage and accuracy (%) of the last epoch's pseudo-labels, which explain most SSL wins
+    and losses; empty for methods without pseudo-labels or a missing/unreadable history."""
+    try:
+        history = json.loads(metrics_path.read_text()).get("history", [])
+    except (OSError, ValueError):
+        return {}
+    last = next((record for record in reversed(history) if record.get("pl_coverage") is not None), {})
+    return {key: 100 * float(last[key]) for key in ("pl_coverage", "pl_acc") if last.get(key) is not None}
 
 
 def method_rank(method: str) -> tuple[int, str]:

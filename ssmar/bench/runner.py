@@ -28,6 +28,7 @@ from ssmar.utils.io import save_json
 
 UPPER_BOUND = "fullysupervised"  # trains on every label, so it is run once per seed, at ratio 1.0
 RESULT_FILE = "result.json"
+METRICS_FILE = "metrics.json"  # the training run's per-epoch history and final metrics
 # Set per cell by the grid; an override of them would silently be replaced.
 GRID_KEYS = {"algorithm.name": "--methods", "data.labelled_ratio": "--ratios", "seed": "--seeds",
              "work_dir": "--work-dir", "data.file": "--data"}
@@ -137,7 +138,7 @@ def finished_result(cfg: dict[str, Any], cell: Cell) -> dict[str, Any] | None:
     error: mixing budgets in one table would make the comparison meaningless.
     """
     work_dir = Path(cfg["work_dir"])
-    result_path, metrics_path = work_dir / RESULT_FILE, work_dir / "metrics.json"
+    result_path, metrics_path = work_dir / RESULT_FILE, work_dir / METRICS_FILE
     if result_path.is_file():
         result = _read_json(result_path)
     elif metrics_path.is_file() and _read_json(metrics_path).get("final"):
@@ -165,7 +166,7 @@ def run_cell(cfg: dict[str, Any], cell: Cell) -> dict[str, Any]:
     The wall time adds the training time an interrupted attempt had already recorded.
     """
     work_dir = Path(cfg["work_dir"])
-    metrics_path = work_dir / "metrics.json"
+    metrics_path = work_dir / METRICS_FILE
     earlier = 0.0
     if (work_dir / "latest.pt").is_file() and metrics_path.is_file():
         earlier = float(_read_json(metrics_path).get("elapsed_s", 0.0))
