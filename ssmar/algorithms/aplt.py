@@ -282,12 +282,12 @@ class APLT(Algorithm):
 
     @classmethod
     def inference_scores(cls, state: dict[str, Any], params: dict[str, Any],
-                         device: torch.device) -> Callable[[nn.Module, torch.Tensor], torch.Tensor] | None:
+                         device: torch.device) -> Callable[[dict[str, torch.Tensor]], torch.Tensor] | None:
         merged = {**cls.defaults, **params}
         if not merged["fusion"] or not state.get("round"):
             return None
         prototypes = state["prototypes"].to(device)
-        return lambda model, x: fused_scores(model(x), prototypes, merged)
+        return lambda out: fused_scores(out, prototypes, merged)
 
     def state_dict(self) -> dict[str, Any]:
         return {"prototypes": self.memory.prototypes.cpu().clone(), "pseudo_labels": self.pseudo_labels.clone(),

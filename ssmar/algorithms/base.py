@@ -97,8 +97,9 @@ class Algorithm:
 
     @classmethod
     def inference_scores(cls, state: dict[str, Any], params: dict[str, Any],
-                         device: torch.device) -> Callable[[nn.Module, torch.Tensor], torch.Tensor] | None:
-        """Scoring for a loaded checkpoint when it differs from the linear head (None = logits)."""
+                         device: torch.device) -> Callable[[dict[str, torch.Tensor]], torch.Tensor] | None:
+        """Scoring of a loaded checkpoint's model outputs, as ``score_outputs`` scores them in training
+        (None = the linear head's logits)."""
         return None
 
     def state_dict(self) -> dict[str, Any]:

@@ -38,7 +38,7 @@ class Recognizer:
     meta: dict[str, Any]
     layout: Layout | None  # None for video checkpoints
     device: torch.device
-    score_fn: Any = None  # algorithm-specific scoring (e.g. APLT's prototype fusion); None = linear head
+    score_outputs: Any = None  # algorithm-specific scoring of the outputs (APLT's fusion); None = linear head
 
     def encode(self, annotations: list[dict]) -> tuple[torch.Tensor, np.ndarray, list[str]]:
         if self.layout is None:
@@ -81,7 +81,7 @@ class Recognizer:
     def scores(self, clips: torch.Tensor, batch_size: int | None = None) -> np.ndarray:
         """Class scores ``[N, K]``, in batches of the run's ``train.eval_batch_size`` unless given."""
         batch_size = batch_size or int(self.config["train"]["eval_batch_size"])
-        return predict_scores(self.model, clips, self.device, batch_size, self.score_fn)
+        return predict_scores(self.model, clips, self.device, batch_size, self.score_outputs)
 
     def probabilities(self, clips: torch.Tensor) -> np.ndarray:
         return torch.softmax(torch.from_numpy(self.scores(clips)), dim=1).numpy()
@@ -109,8 +109,6 @@ def load_recognizer(checkpoint: str | Path, device: str = "cpu") -> Recognizer:
         raise SsmarError(f"{checkpoint}: weights do not fit the model described in it ({str(exc).splitlines()[0]})") from exc
     model.to(torch_device).eval()
     algorithm = algorithm_class(meta["algorithm"])
-    score_fn = getattr(algorithm, "inference_scores", None)
-    if score_fn is not None:
-        score_fn = score_fn(state["algorithm"], state["config"]["algorithm"]["params"], torch_device)
+    score_outputs = algorithm.inference_scores(state["algorithm"], state["config"]["algorithm"]["params"], torch_device)
     return Recognizer(model=model, config=state["config"], meta=meta, layout=layout, device=torch_device,
-                      score_fn=score_fn)
+                      score_outputs=score_outputs)

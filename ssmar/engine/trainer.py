@@ -340,12 +340,9 @@ class Trainer:
         start, stop = (len(clips) * r // self.dist.world_size for r in (self.dist.rank, self.dist.rank + 1))
         scores = np.zeros((0, self.data.num_classes * len(scorers)), np.float32)
         if stop > start:
-            def all_scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-                out = model(x)
-                return torch.cat([scorer(out) for scorer in scorers], dim=1)
-
             scores = predict_scores(self.ema.module, clips, self.device, int(self.cfg["train"]["eval_batch_size"]),
-                                    all_scores, start=start, stop=stop)
+                                    lambda out: torch.cat([scorer(out) for scorer in scorers], dim=1),
+                                    start=start, stop=stop)
         gathered = distributed.all_gather_cat(torch.from_numpy(scores)).numpy()
         return np.split(gathered, len(scorers), axis=1)
 
