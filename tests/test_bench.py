@@ -194,6 +194,8 @@ def test_report_adds_last_epoch_pseudo_labels(tmp_path):
     assert "| fixmatch | 30.00 ± 14.14 (2) |" in coverage and "| supervised |" not in coverage
     accuracy = report.split("## Pseudo-label accuracy")[1]
     assert "| fixmatch | 75.00 (1) |" in accuracy
+    (Cell("supervised", 0.1, 1).work_dir(tmp_path) / "metrics.json").write_text("{")  # truncated history
+    assert main(["bench-report", str(tmp_path)]) == 2
 
 
 @pytest.mark.parametrize("args, message", [

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ssmar.algorithms import ALGORITHMS
-from ssmar.bench.runner import METRICS_FILE, RESULT_FILE, UPPER_BOUND
+from ssmar.bench.runner import METRICS_FILE, RESULT_FILE, UPPER_BOUND, read_json
 from ssmar.errors import SsmarError
 from ssmar.utils.io import save_figure, save_text
 
@@ -41,11 +41,8 @@ def collect_results(root: Path) -> list[dict[str, Any]]:
 
 def last_epoch_pseudo_labels(metrics_path: Path) -> dict[str, float]:
     """Coverage and accuracy (%) of the last epoch's pseudo-labels, which explain most SSL wins
-    and losses; empty for methods without pseudo-labels or a missing/unreadable history."""
-    try:
-        history = json.loads(metrics_path.read_text()).get("history", [])
-    except (OSError, ValueError):
-        return {}
+    and losses; empty for methods without pseudo-labels or without a history file."""
+    history = read_json(metrics_path).get("history", []) if metrics_path.is_file() else []
     last = next((record for record in reversed(history) if record.get("pl_coverage") is not None), {})
     return {key: 100 * float(last[key]) for key in ("pl_coverage", "pl_acc") if last.get(key) is not None}
 

@@ -123,7 +123,7 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -140,9 +140,9 @@ def finished_result(cfg: dict[str, Any], cell: Cell) -> dict[str, Any] | None:
     work_dir = Path(cfg["work_dir"])
     result_path, metrics_path = work_dir / RESULT_FILE, work_dir / METRICS_FILE
     if result_path.is_file():
-        result = _read_json(result_path)
-    elif metrics_path.is_file() and _read_json(metrics_path).get("final"):
-        saved = _read_json(metrics_path)
+        result = read_json(result_path)
+    elif metrics_path.is_file() and read_json(metrics_path).get("final"):
+        saved = read_json(metrics_path)
         result = make_result(cell, saved["config"], saved["final"], float(saved.get("elapsed_s", 0.0)))
         save_json(result, result_path)
     else:
@@ -169,11 +169,11 @@ def run_cell(cfg: dict[str, Any], cell: Cell) -> dict[str, Any]:
     metrics_path = work_dir / METRICS_FILE
     earlier = 0.0
     if (work_dir / "latest.pt").is_file() and metrics_path.is_file():
-        earlier = float(_read_json(metrics_path).get("elapsed_s", 0.0))
+        earlier = float(read_json(metrics_path).get("elapsed_s", 0.0))
     started = time.time()
     final = run_training(copy.deepcopy(cfg), resume="auto")
     if not final:  # resumed a run that had trained to the end: its final metrics are on disk
-        final = _read_json(metrics_path).get("final") or {}
+        final = read_json(metrics_path).get("final") or {}
     if not final:
         raise SsmarError(f"{work_dir}: training ended without final metrics; delete the cell and rerun")
     result = make_result(cell, cfg, final, earlier + time.time() - started)
