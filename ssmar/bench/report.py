@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import statistics
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,11 +30,7 @@ def collect_results(root: Path) -> list[dict[str, Any]]:
     """Every finished cell under ``root``, ordered by method (registry order), ratio, seed."""
     results = []
     for path in root.glob(f"*/ratio*/seed*/{RESULT_FILE}"):
-        try:
-            result = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise SsmarError(f"{path} is unreadable ({exc}); delete it and rerun ssmar bench to recompute") from exc
-        results.append({**result, **last_epoch_pseudo_labels(path.parent / METRICS_FILE)})
+        results.append({**read_json(path), **last_epoch_pseudo_labels(path.parent / METRICS_FILE)})
     return sorted(results, key=lambda r: (method_rank(r["method"]), r["ratio"], r["seed"]))
 
 
