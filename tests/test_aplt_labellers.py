@@ -1,0 +1,163 @@
+"""APLT offline labellers and screens on small generated banks (seeded, CPU, fast)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ssmar.aplt.labellers import LABELLERS, knn, make_labeller, sinkhorn_balance
+from ssmar.errors import SsmarError
+
+
+def bank(num_classes=4, modes=1, per_mode=30, labelled_per_mode=2, views=2, dim=32, noise=0.03, seed=0,
+         centres=None):
+    """A feature bank in FeatureBank's row order: labelled originals, their views, unlabelled clips.
+
+    Each class is ``modes`` tight clusters around unit ``centres`` [K * modes, dim] (random by
+    default; mode m of class k is row k * modes + m). Returns features, labels (-1 on
+    unlabelled rows), the true class and the clip id (group) of every row.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    if centres is None:
+        centres = F.normalize(torch.randn(num_classes * modes, dim, generator=gen), dim=1)
+    mode = torch.arange(num_classes * modes).repeat_interleave(per_mode)
+    true = mode // modes
+    clips = F.normalize(centres[mode] + noise * torch.randn(len(mode), dim, generator=gen), dim=1)
+    labelled = (torch.arange(len(mode)) % per_mode < labelled_per_mode).nonzero().squeeze(1)
+    unlabelled = (torch.arange(len(mode)) % per_mode >= labelled_per_mode).nonzero().squeeze(1)
+    view_rows = [F.normalize(clips[labelled] + noise * torch.randn(len(labelled), dim, generator=gen), dim=1)
+                 for _ in range(views)]
+    features = torch.cat([clips[labelled], *view_rows, clips[unlabelled]])
+    true_rows = torch.cat([true[labelled].repeat(1 + views), true[unlabelled]])
+    labels = torch.cat([true[labelled].repeat(1 + views), torch.full((len(unlabelled),), -1)])
+    groups = torch.cat([labelled.repeat(1 + views), unlabelled])
+    return features, labels, true_rows, groups
+
+
+def oracle_logits(true, num_classes, seed=0):
+    """A confident classifier that is right on every row, with some noise on the logits."""
+    gen = torch.Generator().manual_seed(seed)
+    return 4 * F.one_hot(true, num_classes).float() + torch.randn(len(true), num_classes, generator=gen)
+
+
+def check_labelling(out, features, labels, true, num_classes):
+    unlabelled = labels < 0
+    assert torch.equal(out.assign[~unlabelled], labels[~unlabelled])
+    assert torch.equal(out.assign[unlabelled], true[unlabelled])
+    assert out.score.shape == labels.shape and out.score.dtype == torch.float32
+    assert torch.isfinite(out.score).all()
+    assert out.centres.shape == (num_classes, features.shape[1])
+    assert torch.allclose(out.centres.norm(dim=1), torch.ones(num_classes), atol=1e-5)
+    if out.probs is not None:
+        assert torch.allclose(out.probs.sum(dim=1), torch.ones(len(labels)), atol=1e-4)
+
+
+# --- labellers -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(LABELLERS))
+@pytest.mark.parametrize("balance", ["none", "uniform"])
+def test_labeller_labels_separable_features_right(name, balance):
+    features, labels, true, _ = bank()
+    out = make_labeller(name, balance=balance)(features, labels, 4, logits=oracle_logits(true, 4))
+    check_labelling(out, features, labels, true, 4)
+
+
+def test_multiproto_follows_multimodal_classes_that_one_centre_cannot():
+    axes = torch.eye(16)[:3]
+    antipodal = torch.stack([axes, -axes], dim=1).reshape(6, 16)  # class k: modes +e_k and -e_k, mean ~ 0
+    features, labels, true, _ = bank(num_classes=3, modes=2, per_mode=20, dim=16, centres=antipodal)
+    out = make_labeller("multiproto", per_class=3)(features, labels, 3)
+    check_labelling(out, features, labels, true, 3)
+    single = make_labeller("kmeans")(features, labels, 3)
+    assert (single.assign != true).float().mean() > 0.2  # one mean per class cannot hold opposite modes
+
+
+def test_scores_rank_ambiguous_rows_last():
+    features, labels, true, _ = bank(noise=0.03)
+    halfway = F.normalize(features[labels == 0][0] + features[labels == 1][0], dim=0)
+    features = torch.cat([features, halfway[None]])
+    labels, true = torch.cat([labels, torch.tensor([-1])]), torch.cat([true, torch.tensor([0])])
+    for name, params in [("kmeans", {"score": "margin"}), ("multiproto", {}), ("labelprop", {}),
+                         ("posterior", {"score": "margin"})]:
+        logits = oracle_logits(true, 4)
+        logits[-1] = torch.tensor([2.0, 2.0, 0.0, 0.0])
+        out = make_labeller(name, **params)(features, labels, 4, logits=logits)
+        assert out.score[-1] < out.score[labels < 0][:-1].min(), name
+
+
+def test_kmeans_score_is_the_papers_negative_distance():
+    features, labels, _, _ = bank()
+    out = make_labeller("kmeans")(features, labels, 4)
+    cos = (features * out.centres[out.assign]).sum(dim=1)
+    assert torch.allclose(out.score, cos - 1, atol=1e-5)
+    assert out.probs is None
+
+
+def test_posterior_smoothing_overrules_isolated_classifier_mistakes_and_needs_logits():
+    features, labels, true, _ = bank()
+    logits = oracle_logits(true, 4)
+    wrong = (labels < 0).nonzero().squeeze(1)[::7]
+    logits[wrong] = logits[wrong].roll(1, dims=1)
+    raw = make_labeller("posterior", beta=0.0)(features, labels, 4, logits=logits)
+    assert (raw.assign[wrong] != true[wrong]).all()
+    smoothed = make_labeller("posterior", beta=0.8, k=10)(features, labels, 4, logits=logits)
+    assert torch.equal(smoothed.assign, true)
+    with pytest.raises(SsmarError, match="needs the frozen classifier's logits"):
+        make_labeller("posterior")(features, labels, 4)
+
+
+def test_labelprop_and_knn_chunked_equal_unchunked():
+    features, labels, true, _ = bank(per_mode=25)
+    whole = make_labeller("labelprop", chunk_size=4096)(features, labels, 4)
+    chunked = make_labeller("labelprop", chunk_size=17)(features, labels, 4)
+    assert features.shape[0] > 5 * 17
+    check_labelling(chunked, features, labels, true, 4)
+    assert torch.equal(whole.assign, chunked.assign)
+    assert torch.allclose(whole.probs, chunked.probs, atol=1e-5)
+    sims, neighbours = knn(features, 5, chunk_size=7)
+    dense = features @ features.T
+    dense.fill_diagonal_(-2)
+    assert torch.allclose(sims, dense.topk(5, dim=1).values, atol=1e-6)
+    assert (neighbours != torch.arange(len(features))[:, None]).all()
+
+
+def test_class_without_labels_needs_init_centres():
+    features, labels, true, _ = bank()
+    labels[labels == 3] = -1
+    with pytest.raises(SsmarError, match=r"classes \[3\] have no labelled row"):
+        make_labeller("labelprop")(features, labels, 4)
+    init = F.normalize(torch.stack([features[true == k].mean(dim=0) for k in range(4)]), dim=1)
+    out = make_labeller("multiproto")(features, labels, 4, init_centres=init)
+    assert torch.equal(out.assign[labels < 0], true[labels < 0])
+
+
+# --- sinkhorn ------------------------------------------------------------------------------------
+
+def test_sinkhorn_balance_matches_the_prior_on_skewed_input():
+    gen = torch.Generator().manual_seed(0)
+    probs = torch.softmax(torch.randn(300, 4, generator=gen) + torch.tensor([3.0, 0.0, -1.0, -2.0]), dim=1)
+    assert probs.sum(dim=0)[0] > 0.7 * 300  # skewed to class 0
+    for prior in (torch.ones(4), torch.tensor([1.0, 2.0, 3.0, 4.0])):
+        balanced = sinkhorn_balance(probs, prior, iters=50)
+        assert torch.allclose(balanced.sum(dim=1), torch.ones(300), atol=1e-5)
+        assert torch.allclose(balanced.sum(dim=0), prior / prior.sum() * 300, rtol=1e-3)
+    assert sinkhorn_balance(probs, torch.ones(4)).sum(dim=0).std() < probs.sum(dim=0).std() / 5
+    with pytest.raises(SsmarError, match="non-negative prior"):
+        sinkhorn_balance(probs, torch.ones(3))
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+def test_bad_labeller_names_and_options_are_one_line_errors_naming_the_choices():
+    with pytest.raises(SsmarError, match=r"unknown labeller 'kmedoids'; choose one of \['kmeans', 'labelprop', "
+                                         r"'multiproto', 'posterior'\]"):
+        make_labeller("kmedoids")
+    with pytest.raises(SsmarError, match=r"unknown options \['per_clas'\]; valid options are \[.*'per_class'"):
+        make_labeller("multiproto", per_clas=2)
+    with pytest.raises(SsmarError, match=r"unknown balance 'equal'; choose one of \['labelled', 'none', 'uniform'\]"):
+        make_labeller("labelprop", balance="equal")
+    with pytest.raises(SsmarError, match=r"unknown score 'entropy'; choose one of \['distance', 'margin'\]"):
+        make_labeller("kmeans", score="entropy")
+    with pytest.raises(SsmarError, match="must lie in"):
+        make_labeller("labelprop", alpha=1.0)
+    with pytest.raises(SsmarError, match="must be > 0"):
+        make_labeller("multiproto", per_class=0)
