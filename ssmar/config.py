@@ -80,6 +80,7 @@ DEFAULTS: dict[str, Any] = {
         "unsup_rampup": 0.2,  # share of steps over which every SSL method's unlabelled weight ramps 0 -> 1
         "ema": 0.99,
         "eval_every": 5,  # epochs
+        "checkpoint_epochs": [],  # also keep epoch_<n>.pt after these epochs (e.g. for benchmarks/offline_labellers.py)
         "eval_batch_size": 128,
         "progress": True,
         "sync_bn": False,  # DDP: BatchNorm statistics over the global batch (1-process parity) instead of per process

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ssmar.algorithms.hooks import (
     ClasswiseStatus, DistributionAlignment, GaussianWeighting, SelfAdaptiveThreshold, confidence_mask,
-    consistency_loss, global_sums, pseudo_label,
+    consistency_loss, global_sums, pseudo_label, statistic_momentum,
 )
 from conftest import tiny_config
 from ssmar.cli.train import run_training
@@ -203,3 +203,19 @@ def test_short_utd_mhad_run_beats_chance(name: str, utd_file: Path, tmp_path: Pa
                              f"work_dir={tmp_path}"])
     final = run_training(cfg)
     assert final["top1"] > 15  # 27 classes: chance is 3.7 %
+
+
+def test_statistic_momentum_scales_the_half_life_with_the_run() -> None:
+    assert statistic_momentum({"ema_p": 0.999, "ema_halflife": None}, 300) == 0.999
+    momentum = statistic_momentum({"ema_p": 0.999, "ema_halflife": 0.1}, 300)
+    assert momentum ** 30 == pytest.approx(0.5)  # half-life: 10 % of 300 steps
+    assert statistic_momentum({"ema_p": 0.999, "ema_halflife": 0.1}, 3000) > momentum  # longer run, slower EMA
+    with pytest.raises(SsmarError, match="ema_halflife"):
+        statistic_momentum({"ema_p": 0.999, "ema_halflife": 1.5}, 300)
+
+
+@pytest.mark.parametrize("name", ["freematch", "softmatch"])
+def test_half_life_reaches_the_statistics(name: str, synth_file: Path, tmp_path: Path) -> None:
+    trainer = tiny_trainer(synth_file, tmp_path, name, ["algorithm.params.ema_halflife=0.5"])
+    hook = next(iter(trainer.algorithm.statistics.values()))
+    assert hook.momentum ** (0.5 * trainer.total_steps) == pytest.approx(0.5)

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ssmar.algorithms.base import Batch
 from ssmar.algorithms.fixmatch import CONSISTENCY_DEFAULTS, FixMatch
-from ssmar.algorithms.hooks import SelfAdaptiveThreshold
+from ssmar.algorithms.hooks import SelfAdaptiveThreshold, statistic_momentum
 
 
 class FreeMatch(FixMatch):
@@ -22,12 +22,14 @@ class FreeMatch(FixMatch):
         **CONSISTENCY_DEFAULTS,
         "T": 0.5,  # soft-target temperature (unused with hard labels)
         "ema_p": 0.999,  # momentum of the EMAs behind τ_t, p̃_t and the label histogram
+        "ema_halflife": None,  # share of the run's steps as the EMAs' half-life; set: overrides ema_p [ours]
         "ent_loss_ratio": 0.001,  # weight of the self-adaptive fairness loss (USB configs; its argparse default is 0.01)
     }
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.threshold = SelfAdaptiveThreshold(self.num_classes, float(self.params["ema_p"]), self.context.device)
+        momentum = statistic_momentum(self.params, self.context.total_steps)
+        self.threshold = SelfAdaptiveThreshold(self.num_classes, momentum, self.context.device)
         self.statistics["threshold"] = self.threshold
 
     def masking(self, probs: Tensor, batch: Batch) -> tuple[Tensor, dict[str, float]]:

@@ -46,6 +46,23 @@ def consistency_loss(logits: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
     return (loss * mask).mean()
 
 
+def statistic_momentum(params: dict[str, Any], total_steps: int) -> float:
+    """Momentum of a method's running statistics: ``ema_p``, or, when ``ema_halflife`` is set, the
+    momentum whose half-life is that share of the run's steps.
+
+    USB's 0.999 has a half-life of 693 steps, set for runs of 10^6 steps; over a few hundred steps
+    the statistics would barely leave their initial values (docs/algorithms.md), so small budgets
+    scale the half-life with the run instead [ours].
+    """
+    share = params.get("ema_halflife")
+    if share is None:
+        return float(params["ema_p"])
+    if not 0 < float(share) <= 1:
+        raise SsmarError(f"algorithm.params.ema_halflife={share!r} must be a share of the run in (0, 1] "
+                         "(or null to use ema_p)")
+    return 0.5 ** (1.0 / max(1.0, float(share) * total_steps))
+
+
 def global_sums(*parts: Tensor) -> list[Tensor]:
     """Sum each tensor over processes in one collective (float64), returned in the same shapes."""
     flat = torch.cat([part.detach().double().reshape(-1) for part in parts])

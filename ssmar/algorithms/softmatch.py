@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ssmar.algorithms.base import Batch
 from ssmar.algorithms.fixmatch import CONSISTENCY_DEFAULTS, FixMatch
-from ssmar.algorithms.hooks import DistributionAlignment, GaussianWeighting
+from ssmar.algorithms.hooks import DistributionAlignment, GaussianWeighting, statistic_momentum
 
 
 class SoftMatch(FixMatch):
@@ -23,13 +23,14 @@ class SoftMatch(FixMatch):
         **CONSISTENCY_DEFAULTS,
         "T": 0.5,  # soft-target temperature (unused with hard labels)
         "ema_p": 0.999,  # momentum of the EMAs of μ_t, σ_t² and of the mean prediction
+        "ema_halflife": None,  # share of the run's steps as the EMAs' half-life; set: overrides ema_p [ours]
         "n_sigma": 2.0,  # the Gaussian's variance is σ_t² / n_sigma²
         "dist_align": True,  # weigh by predictions aligned to the uniform class distribution
     }
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        momentum, device = float(self.params["ema_p"]), self.context.device
+        momentum, device = statistic_momentum(self.params, self.context.total_steps), self.context.device
         self.weighting = GaussianWeighting(self.num_classes, momentum, float(self.params["n_sigma"]), device)
         self.statistics["weighting"] = self.weighting
         if self.params["dist_align"]:

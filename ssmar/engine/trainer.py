@@ -384,7 +384,10 @@ class Trainer:
             self.history.append(record)
             if is_main:
                 self._log_epoch(record)
-                save_torch(self.checkpoint_state(), self.work_dir / "latest.pt")
+                state = self.checkpoint_state()
+                save_torch(state, self.work_dir / "latest.pt")
+                if self.epoch in cfg["train"]["checkpoint_epochs"]:
+                    save_torch(state, self.work_dir / f"epoch_{self.epoch:03d}.pt")
                 self._write_metrics(final)
         if bar is not None:
             bar.close()
