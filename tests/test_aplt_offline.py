@@ -197,6 +197,11 @@ def test_margin_loss_weights_masks_and_empty_mask():
     assert empty.item() == 0.0 and torch.equal(cos.grad, torch.zeros_like(cos))
 
 
+def test_margin_loss_per_batch_divides_by_the_batch_like_fixmatch():
+    kept = additive_margin_loss(COS, TARGET, 0.2, 10, weight=torch.tensor([True, False]), per_batch=True)
+    assert kept.item() == pytest.approx(LOSS0 / 2)  # one kept clip of two: half its loss, as FixMatch's mask
+
+
 # --- diagnostics --------------------------------------------------------------------------------
 
 PRED = torch.tensor([0, 0, 1, 1, 2, 2])
@@ -251,6 +256,28 @@ def test_feature_bank_shapes_order_and_normalisation():
     assert (views - bank.features[[0, 1, 2] * 2]).norm(dim=1).min() > 1e-4  # views are augmented
     assert torch.equal(toy_bank(seed=0)[0].features, bank.features)  # same generator seed, same views
     assert not torch.equal(toy_bank(seed=1)[0].features[3:9], views)
+
+
+def test_feature_bank_averages_views_and_keeps_mean_logits():
+    head = torch.randn(5, 4, generator=torch.Generator().manual_seed(3))
+    _, data, weight = toy_bank()
+
+    def encoder(x):
+        feat = x.flatten(1) @ weight.to(x.device)
+        return {"feat": feat, "logits": feat @ head}
+
+    identity, _, _ = toy_bank(embed_fn=encoder, views=3, augment=lambda x, g: x)
+    clean = F.normalize(data[[1, 4, 7, 0, 2, 3, 5, 6, 8, 9]].flatten(1) @ weight, dim=1)
+    rows = [0, 1, 2, *range(9, 16)]
+    assert torch.allclose(identity.features[rows], clean, atol=1e-6)  # identical views: the mean is the clip
+    assert torch.allclose(identity.logits[rows], (data[[1, 4, 7, 0, 2, 3, 5, 6, 8, 9]].flatten(1) @ weight) @ head,
+                          atol=1e-5)
+    noisy, _, _ = toy_bank(embed_fn=encoder, views=3)
+    assert noisy.logits.shape == (16, 4) and torch.allclose(noisy.features.norm(dim=1), torch.ones(16))
+    assert (noisy.features[rows] - clean).norm(dim=1).min() > 1e-4  # unlabelled rows average augmented views
+    assert toy_bank()[0].logits is None  # a plain embedding function gives no logits
+    with pytest.raises(SsmarError, match="views"):
+        toy_bank(views=0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -18,7 +18,7 @@ from ssmar.errors import SsmarError
 
 
 def additive_margin_loss(cosine: Tensor, target: Tensor, margin: float = 0.2, scale: float = 16.0,
-                         weight: Tensor | None = None) -> Tensor:
+                         weight: Tensor | None = None, per_batch: bool = False) -> Tensor:
     """Weighted mean CosFace loss over ``cosine`` [B, K] and ``target`` [B].
 
     ``weight`` [B] (bool mask or non-negative floats) weights each sample; rows with
@@ -26,6 +26,9 @@ def additive_margin_loss(cosine: Tensor, target: Tensor, margin: float = 0.2, sc
     sum(w·loss) / sum(w), and exactly 0 (with zero gradients, no NaN) when no weight is left.
     Under DDP the denominator is the mean of sum(w) over processes, so that the mean of the
     per-process losses, which DDP's gradient averaging optimises, is the global weighted mean.
+    ``per_batch`` divides by the batch size B instead, as FixMatch's unlabelled loss is
+    normalised (USB), so that a pseudo-label weighs the same in both unlabelled losses whatever
+    share of the batch is kept.
     """
     if cosine.ndim != 2 or target.shape != cosine.shape[:1]:
         raise SsmarError(f"additive_margin_loss: cosine must be [B, K] and target [B], got {tuple(cosine.shape)} "
@@ -38,4 +41,6 @@ def additive_margin_loss(cosine: Tensor, target: Tensor, margin: float = 0.2, sc
     w = valid.to(cosine.dtype) if weight is None else valid.to(cosine.dtype) * weight.to(cosine.dtype)
     logits = scale * (cosine - margin * F.one_hot(target, cosine.shape[1]).to(cosine.dtype))
     per_sample = F.cross_entropy(logits, target, reduction="none")
+    if per_batch:
+        return (w * per_sample).sum() / max(1, len(target))
     return (w * per_sample).sum() / mean_over_processes(w.sum()).clamp_min(torch.finfo(w.dtype).tiny)
