@@ -1,10 +1,15 @@
 """APLT offline labellers and screens on small generated banks (seeded, CPU, fast)."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from ssmar.aplt.labellers import LABELLERS, knn, make_labeller, sinkhorn_balance
+from ssmar.aplt.screens import make_screen, pooled_precision_curve, step_lookup
+from ssmar.aplt.ss_kmeans import semi_supervised_kmeans
+from ssmar.aplt.thresholds import make_threshold_policy, screen
 from ssmar.errors import SsmarError
 
 
@@ -151,7 +156,7 @@ def test_bad_labeller_names_and_options_are_one_line_errors_naming_the_choices()
     with pytest.raises(SsmarError, match=r"unknown labeller 'kmedoids'; choose one of \['kmeans', 'labelprop', "
                                          r"'multiproto', 'posterior'\]"):
         make_labeller("kmedoids")
-    with pytest.raises(SsmarError, match=r"unknown options \['per_clas'\]; valid options are \[.*'per_class'"):
+    with pytest.raises(SsmarError, match=r"bad options \['per_clas'\] .*; valid options are \[.*'per_class'"):
         make_labeller("multiproto", per_clas=2)
     with pytest.raises(SsmarError, match=r"unknown balance 'equal'; choose one of \['labelled', 'none', 'uniform'\]"):
         make_labeller("labelprop", balance="equal")
@@ -161,3 +166,98 @@ def test_bad_labeller_names_and_options_are_one_line_errors_naming_the_choices()
         make_labeller("labelprop", alpha=1.0)
     with pytest.raises(SsmarError, match="must be > 0"):
         make_labeller("multiproto", per_class=0)
+
+
+# --- screens -------------------------------------------------------------------------------------
+
+def run_screen(screen, labeller, features, labels, groups, true, num_classes=4):
+    logits = oracle_logits(true, num_classes)
+    labelling = labeller(features, labels, num_classes, logits=logits)
+    return labelling, screen(labeller, labelling, features, labels, groups, num_classes, logits=logits)
+
+
+def check_screen(result, labelling, labels, num_classes=4):
+    unlabelled = labels < 0
+    assert result.keep.dtype == torch.bool and not result.keep[~unlabelled].any()
+    assert result.thresholds.shape == (num_classes,) and result.thresholds.dtype == torch.float32
+    assert torch.equal(result.keep, unlabelled & (labelling.score >= result.thresholds[labelling.assign]))
+    assert ((result.weight >= 0) & (result.weight <= 1)).all()
+
+
+@pytest.mark.parametrize("name", sorted(LABELLERS))
+def test_precision_screen_keeps_nothing_on_noise_and_most_on_separable_features(name):
+    labeller = make_labeller(name)
+    screen = make_screen("precision", target=0.9)
+    features, labels, true, groups = bank(noise=50.0, per_mode=50, labelled_per_mode=3, seed=1)  # no structure
+    labelling, noise = run_screen(screen, labeller, features, labels, groups, torch.randint(0, 4, true.shape))
+    check_screen(noise, labelling, labels)
+    assert noise.keep.float().sum() <= 0.05 * (labels < 0).sum()
+    features, labels, true, groups = bank(per_mode=50, labelled_per_mode=3)
+    labelling, separable = run_screen(screen, labeller, features, labels, groups, true)
+    check_screen(separable, labelling, labels)
+    assert separable.keep.float().sum() >= 0.9 * (labels < 0).sum()
+    assert torch.equal(labelling.assign[separable.keep], true[separable.keep])
+    assert (separable.estimated_precision >= 0.9).all()
+    assert torch.equal(separable.weight, separable.keep.float())
+
+
+def test_precision_screen_cuts_the_uncertain_tail_softly_and_spares_single_clip_classes():
+    features, labels, true, groups = bank(noise=0.35, per_mode=60, labelled_per_mode=5, seed=2)
+    labels[(labels == 2) & (groups != groups[labels == 2][0])] = -1  # class 2: one labelled clip (and its views)
+    labeller = make_labeller("kmeans", score="margin")
+    labelling, hard = run_screen(make_screen("precision"), labeller, features, labels, groups, true)
+    check_screen(hard, labelling, labels)
+    unlabelled = labels < 0
+    correct = labelling.assign == true
+    assert correct[unlabelled].float().mean() < 0.93  # about 92 % right before screening
+    assert 0.4 * unlabelled.sum() < hard.keep.sum() < 0.8 * unlabelled.sum()
+    assert correct[hard.keep].float().mean() > 0.95
+    _, soft = run_screen(make_screen("precision", soft=True), labeller, features, labels, groups, true)
+    assert torch.equal(soft.keep, hard.keep)
+    assert (soft.weight[~unlabelled] == 0).all() and (soft.weight[soft.keep] >= 0.9).all()
+    assert (soft.weight[unlabelled & ~soft.keep] < 0.9).all()
+
+
+def test_pooled_precision_curve_is_monotone_shrunk_and_conservative():
+    position = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    correct = torch.tensor([0, 1, 0, 0, 1, 1, 0, 1]).bool()
+    starts, values = pooled_precision_curve(position, correct, prior=0.0)
+    # pool-adjacent-violators: [0] [1 0 0] [1 1 0] [1] -> 0, 1/3, 2/3, 1
+    assert starts.tolist() == pytest.approx([0.1, 0.2, 0.5, 0.8])
+    assert values.tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    assert step_lookup(starts, values, torch.tensor([0.0, 0.25, 0.55, 0.9])).tolist() == pytest.approx(
+        [0, 1 / 3, 2 / 3, 1])
+    _, shrunk = pooled_precision_curve(position, correct, prior=4.0)
+    assert (shrunk.diff() >= 0).all() and shrunk[-1] == pytest.approx((1 + 4 * 0.5) / 5)
+
+
+def test_paper_screen_is_todays_screening_and_keeps_policy_state():
+    features, labels, true, groups = bank(noise=0.5, seed=4)
+    labeller = make_labeller("kmeans")
+    labelling, result = run_screen(make_screen("paper"), labeller, features, labels, groups, true)
+    today = semi_supervised_kmeans(features, labels, 4)  # the steps of today's offline round
+    tau = make_threshold_policy("mean").compute(today.distance, today.assign, labels < 0, labels >= 0, 4)
+    check_screen(result, labelling, labels)
+    assert torch.equal(result.keep, screen(today.distance, today.assign, tau) & (labels < 0))
+    assert torch.allclose(result.thresholds, -tau, atol=1e-6)
+    ema = make_screen("paper", policy="ema", momentum=0.5)
+    run_screen(ema, labeller, features, labels, groups, true)
+    resumed = make_screen("paper", policy="ema", momentum=0.5)
+    resumed.load_state_dict(ema.state_dict())
+    assert torch.equal(run_screen(ema, labeller, features, labels, groups, true)[1].thresholds,
+                       run_screen(resumed, labeller, features, labels, groups, true)[1].thresholds)
+    with pytest.raises(SsmarError, match="resume with the same aplt screen"):
+        make_screen("none").load_state_dict(ema.state_dict())
+    _, everything = run_screen(make_screen("none"), labeller, features, labels, groups, true)
+    assert torch.equal(everything.keep, labels < 0) and (everything.thresholds == -math.inf).all()
+
+
+def test_bad_screen_names_and_options_are_one_line_errors_naming_the_choices():
+    with pytest.raises(SsmarError, match=r"unknown screen 'quality'; choose one of \['none', 'paper', 'precision'\]"):
+        make_screen("quality")
+    with pytest.raises(SsmarError, match=r"bad options \['tagret'\] .*valid options are \[.*'target'"):
+        make_screen("precision", tagret=0.9)
+    with pytest.raises(SsmarError, match="need 0 < target <= 1"):
+        make_screen("precision", target=1.5)
+    with pytest.raises(SsmarError, match="unknown threshold policy 'median'; choose one of"):
+        make_screen("paper", policy="median")

@@ -324,13 +324,14 @@ def make_labeller(name: str, **params: Any) -> Labeller:
 
 def construct(cls: type, kind: str, params: dict[str, Any]) -> Any:
     """``cls(**params)``, turning an unknown option into a one-line SsmarError listing the valid ones."""
-    valid = sorted({name for klass in cls.__mro__ if "__init__" in vars(klass)
-                    for name, p in inspect.signature(klass.__init__).parameters.items()
-                    if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD})
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise SsmarError(f"{kind} {cls.name!r}: unknown options {unknown}; valid options are {valid}")
-    return cls(**params)
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        valid = sorted({name for klass in cls.__mro__ if "__init__" in vars(klass)
+                        for name, p in inspect.signature(klass.__init__).parameters.items()
+                        if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD})
+        raise SsmarError(f"{kind} {cls.name!r}: bad options {sorted(params)} ({exc}); "
+                         f"valid options are {valid}") from exc
 
 
 def sinkhorn_balance(probs: Tensor, prior: Tensor, iters: int = 3, floor: float = 1e-12) -> Tensor:
