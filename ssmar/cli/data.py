@@ -26,11 +26,11 @@ def register_synth(data_subparsers: argparse._SubParsersAction) -> None:
                     "names) with a cross-subject train/test split. See docs/synthetic_data.md.")
     parser.add_argument("-o", "--output", required=True, metavar="FILE.pkl", help="skeleton pickle to write")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same file")
-    parser.add_argument("--subjects", type=int, default=12, metavar="N", help="number of subjects (default 12)")
+    parser.add_argument("--subjects", type=int, default=42, metavar="N", help="number of subjects (default 42)")
     parser.add_argument("--test-subjects", type=int, metavar="N",
                         help="subjects held out for the test split (default: a third of --subjects)")
-    parser.add_argument("--clips-per-class", type=int, default=8, metavar="N",
-                        help="clips of each class per subject (default 8)")
+    parser.add_argument("--clips-per-class", type=int, default=2, metavar="N",
+                        help="clips of each class per subject (default 2)")
     parser.add_argument("--fps", type=int, default=30, help="frame rate (default 30)")
     parser.set_defaults(func=_run_synth)
 

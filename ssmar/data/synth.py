@@ -4,16 +4,19 @@ Real micro-action data (MA-52) cannot ship with the package, so every pipeline s
 run on this generator instead. A seated body is posed by forward kinematics (torso and
 head rotations) and two-bone inverse kinematics (arms and legs reach hand and ankle
 targets), driven per clip by class-specific control curves on top of idle motion, then
-seen through a jittered camera with MediaPipe-like noise and visibility scores.
+seen through a camera with MediaPipe-like noise and visibility scores.
 
-Classes are named after MA-52 classes and are deliberately confusable: head actions
-differ only in rotation axis or in oscillating versus holding, hand-to-head actions
-only in where the hand goes, and amplitudes are small next to idle motion, fidgets and
-sensor noise. ``docs/synthetic_data.md`` describes the factors of variation.
+Each class's movement is small but clearly above idle motion and sensor noise
+(:func:`signal_table` measures it), so enough labels separate the classes. What makes
+few labels hard is structured nuisance that a handful of clips per class cannot cover
+but unlabelled clips fill in: many subjects with their own proportions, rest posture,
+camera viewpoint, speed, amplitude, handedness and preferred style (two or three per
+class). ``docs/synthetic_data.md`` describes the classes and factors.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
@@ -26,6 +29,7 @@ from ssmar.errors import SsmarError
 IMG_SHAPE = (720, 1280)  # (height, width) of the virtual camera; coordinates are normalised by it
 MIN_SECONDS, MAX_SECONDS = 40 / 30, 80 / 30
 SIDE = np.array([1.0, -1.0])  # +x is the subject's left (image right for a person facing the camera)
+MIN_PERIOD = 0.5  # seconds: oscillations stay <= 2 Hz, so 80 frames resampled to 32 do not alias
 
 # Face points in the head frame (pivot at the top of the neck; y up, z forward), metres, MediaPipe order 0-10.
 _FACE = np.array([
@@ -35,13 +39,15 @@ _FACE = np.array([
     [0.075, 0.145, 0.0], [-0.075, 0.145, 0.0],                           # left, right ear
     [0.025, 0.09, 0.09], [-0.025, 0.09, 0.09],                           # mouth left, right
 ])
-_NOSE, _EAR, _HINDBRAIN = _FACE[0], _FACE[7], np.array([0.045, 0.19, -0.07])
 
-# Visibility ranges per joint (seated: hips and legs are often hidden by a desk) and jitter multipliers.
-_SCORE_RANGE = np.array([(0.95, 1.0)] * 11 + [(0.97, 1.0)] * 2 + [(0.85, 1.0)] * 2 + [(0.6, 0.98)] * 8
-                        + [(0.5, 0.9)] * 2 + [(0.3, 0.85)] * 2 + [(0.1, 0.7)] * 6)
-_JITTER = np.array([0.6] * 11 + [0.8] * 2 + [1.0] * 2 + [1.2] * 2 + [1.6] * 6 + [1.2] * 2 + [1.4] * 2 + [1.6] * 6)
+# Visibility ranges per joint (seated: legs are often half hidden by a desk) and sensor jitter multipliers.
+_SCORE_RANGE = np.array([(0.95, 1.0)] * 11 + [(0.97, 1.0)] * 2 + [(0.85, 1.0)] * 2 + [(0.7, 0.98)] * 8
+                        + [(0.6, 0.95)] * 2 + [(0.45, 0.9)] * 2 + [(0.3, 0.8)] * 6)
+_JITTER = np.array([0.6] * 11 + [0.8] * 2 + [1.0] * 2 + [1.2] * 2 + [1.4] * 6 + [1.0] * 2 + [1.2] * 2 + [1.4] * 6)
 _GLITCH_JOINTS = np.arange(13, 33)  # joints that tracking loses now and then (arms, hands, legs)
+# Joints that carry each MA-52 body level's movement (what signal_table measures).
+_LEVEL_JOINTS = {"body": np.arange(11, 13), "head": np.arange(0, 11), "upper limb": np.arange(15, 23),
+                 "lower limb": np.arange(25, 33), "body-hand": np.arange(15, 23), "head-hand": np.arange(15, 23)}
 
 
 @dataclass
@@ -53,8 +59,9 @@ class _Scene:
     """
 
     t: np.ndarray            # [T] seconds
-    body: dict[str, np.ndarray]  # per-clip copies of the subject's proportions, [N]
+    body: dict[str, np.ndarray]  # per-clip copies of the subject's proportions and habits, [N]
     dominant: np.ndarray     # [N] hand used by one-hand actions
+    style: np.ndarray        # [N] in [0, 1): which of a class's styles (the subject's habit, mostly)
     env: np.ndarray          # [N, T] 0..1 envelope of the action
     onset: np.ndarray        # [N] seconds
     torso: np.ndarray        # [N, T, 3] pitch (forward), yaw, roll in radians
@@ -68,17 +75,44 @@ class _Scene:
     ankle_shift: np.ndarray  # [N, T, 2, 3] body frame
     heel_raise: np.ndarray   # [N, T, 2] metres
 
-    def phase(self, idx: np.ndarray, period: np.ndarray) -> np.ndarray:
-        """[n, T] phase (radians) of an oscillation starting at the action onset."""
+    def styles(self, idx: np.ndarray, count: int) -> np.ndarray:
+        """[n] style index in ``range(count)`` of clips ``idx``."""
+        return (self.style[idx] * count).astype(int)
+
+    def amplitude(self, rng: np.random.Generator, idx: np.ndarray, low: float, high: float) -> np.ndarray:
+        """[n] amplitude drawn in [low, high] and scaled by the subject's habit (how big they move)."""
+        return rng.uniform(low, high, len(idx)) * self.body["amp"][idx]
+
+    def phase(self, rng: np.random.Generator, idx: np.ndarray, low: float, high: float) -> np.ndarray:
+        """[n, T] phase (radians) from the onset of an oscillation with a period in [low, high] seconds,
+        scaled by the subject's speed habit and never shorter than ``MIN_PERIOD``."""
+        period = np.maximum(rng.uniform(low, high, len(idx)) / self.body["speed"][idx], MIN_PERIOD)
         return 2 * np.pi * (self.t[None] - self.onset[idx, None]) / period[:, None]
 
 
-def generate_synthetic(num_subjects: int = 12, clips_per_class: int = 8, seed: int = 0,
-                       test_subjects: int = 4, fps: int = 30) -> dict[str, Any]:
+@dataclass
+class _Simulation:
+    """Everything :func:`generate_synthetic` and :func:`signal_table` need from one draw."""
+
+    label: np.ndarray        # [N]
+    subject: np.ndarray      # [N]
+    repeat: np.ndarray       # [N]
+    lengths: np.ndarray      # [N] frames
+    joints: np.ndarray       # [N, T, 33, 3] metres, body frame
+    idle: np.ndarray | None  # the same clips without their action (only when asked for)
+    keypoint: np.ndarray     # [N, T, 33, 3] float32, observed
+    score: np.ndarray        # [N, T, 33] float32
+    noise_m: np.ndarray      # [N, T, 33] per-coordinate sensor noise std, metres at the subject
+
+
+def generate_synthetic(num_subjects: int = 42, clips_per_class: int = 2, seed: int = 0,
+                       test_subjects: int = 14, fps: int = 30) -> dict[str, Any]:
     """Generate a cross-subject skeleton data set (canonical dict, see ``skeleton_format``).
 
     Every subject performs every class ``clips_per_class`` times; the last
-    ``test_subjects`` subjects form the test split. Deterministic in ``seed``.
+    ``test_subjects`` subjects form the test split. Many subjects with few clips each is
+    what makes a few labels per class miss most subjects' viewpoints and styles.
+    Deterministic in ``seed``.
     """
     for name, value, low in (("num_subjects", num_subjects, 1), ("clips_per_class", clips_per_class, 1),
                              ("fps", fps, 1), ("test_subjects", test_subjects, 0)):
@@ -87,48 +121,96 @@ def generate_synthetic(num_subjects: int = 12, clips_per_class: int = 8, seed: i
     if test_subjects >= num_subjects:
         raise SsmarError(f"synthetic data: test_subjects ({test_subjects}) must be below num_subjects "
                          f"({num_subjects}) so that some subjects remain for training")
-    rng = np.random.default_rng(seed)
-    num_classes = len(_CLASSES)
-    label, subject, repeat = (a.ravel() for a in np.meshgrid(np.arange(num_classes), np.arange(num_subjects),
-                                                            np.arange(clips_per_class), indexing="ij"))
-    lengths = np.maximum(2, np.round(rng.uniform(MIN_SECONDS, MAX_SECONDS, label.size) * fps)).astype(int)
-    bodies = _sample_bodies(rng, num_subjects)
-    scene = _idle_scene(rng, np.arange(lengths.max()) / fps, lengths / fps,
-                        {k: v[subject] for k, v in bodies.items()})
-    for cls, (_, _, action) in enumerate(_CLASSES):
-        action(scene, rng, np.flatnonzero(label == cls))
-    keypoint, score = _observe(rng, _pose(scene), scene.t)
-
+    sim = _simulate(seed, num_subjects, clips_per_class, fps)
     test_from = num_subjects - test_subjects
     annotations, split = [], {"train": [], "test": []}
-    for i in range(label.size):
-        frame_dir = f"c{label[i]:02d}_s{subject[i]:02d}_r{repeat[i]:02d}"
-        split["test" if subject[i] >= test_from else "train"].append(frame_dir)
+    for i in range(sim.label.size):
+        label, subject, frames = int(sim.label[i]), int(sim.subject[i]), int(sim.lengths[i])
+        frame_dir = f"c{label:02d}_s{subject:02d}_r{sim.repeat[i]:02d}"
+        split["test" if subject >= test_from else "train"].append(frame_dir)
         annotations.append({
-            "frame_dir": frame_dir, "label": int(label[i]), "subject": int(subject[i]),
-            "keypoint": keypoint[i, None, :lengths[i]].copy(), "keypoint_score": score[i, None, :lengths[i]].copy(),
-            "total_frames": int(lengths[i]), "fps": int(fps), "img_shape": IMG_SHAPE,
+            "frame_dir": frame_dir, "label": label, "subject": subject,
+            "keypoint": sim.keypoint[i, None, :frames].copy(), "keypoint_score": sim.score[i, None, :frames].copy(),
+            "total_frames": frames, "fps": int(fps), "img_shape": IMG_SHAPE,
         })
     return {"split": split, "annotations": annotations, "class_names": list(MA52_SYNTH_CLASSES),
             "layout": "mediapipe_pose_33", "body_names": list(BODY_NAMES), "body_map": list(BODY_MAP)}
 
 
-def _sample_bodies(rng: np.random.Generator, count: int) -> dict[str, np.ndarray]:
-    """Per-subject proportions (metres, radians) and habits: rest posture, handedness, fidgeting."""
-    scale = rng.uniform(0.88, 1.12, count)
+def signal_table(seed: int = 0, num_subjects: int = 12, clips_per_class: int = 2) -> list[dict[str, Any]]:
+    """Per class: how far its moving joints go because of the action, against the nuisance floor there.
+
+    ``signal_cm``: peak displacement of the class's joints (``_LEVEL_JOINTS`` of its body level)
+    from where idle motion alone would put them (median and 10th percentile over clips).
+    ``idle_cm``: peak deviation of the same joints from their clip mean under idle motion and
+    fidgets alone (median and 90th percentile over all clips). ``noise_cm``: median per-frame
+    sensor noise std on those joints, per image coordinate, in metres at the subject.
+    """
+    sim = _simulate(seed, num_subjects, clips_per_class, 30, with_idle=True)
+    valid = np.arange(sim.joints.shape[1])[None] < sim.lengths[:, None]  # [N, T]
+    rows = []
+    for cls, (name, level, _) in enumerate(_CLASSES):
+        joints = _LEVEL_JOINTS[level]
+        moved = np.linalg.norm(sim.joints[:, :, joints] - sim.idle[:, :, joints], axis=-1).max(-1)
+        idle = sim.idle[:, :, joints]
+        mean = (idle * valid[..., None, None]).sum(1, keepdims=True) / sim.lengths[:, None, None, None]
+        wander = np.linalg.norm(idle - mean, axis=-1).max(-1)
+        signal = np.where(valid, moved, 0).max(1)[sim.label == cls]
+        floor = np.where(valid, wander, 0).max(1)
+        rows.append({"class": name, "level": level, "signal_cm": 100 * np.median(signal),
+                     "signal_p10_cm": 100 * np.percentile(signal, 10), "idle_cm": 100 * np.median(floor),
+                     "idle_p90_cm": 100 * np.percentile(floor, 90),
+                     "noise_cm": 100 * np.median(sim.noise_m[:, :, joints][valid])})
+    return rows
+
+
+def _simulate(seed: int, num_subjects: int, clips_per_class: int, fps: int, with_idle: bool = False) -> _Simulation:
+    """Draw subjects, clips, idle motion, actions, camera and sensor, in a fixed order of random draws."""
+    rng = np.random.default_rng(seed)
+    num_classes = len(_CLASSES)
+    label, subject, repeat = (a.ravel() for a in np.meshgrid(np.arange(num_classes), np.arange(num_subjects),
+                                                            np.arange(clips_per_class), indexing="ij"))
+    lengths = np.maximum(2, np.round(rng.uniform(MIN_SECONDS, MAX_SECONDS, label.size) * fps)).astype(int)
+    subjects = _sample_subjects(rng, num_subjects, num_classes)
+    preferred = subjects.pop("style")[subject, label]
+    style = np.where(rng.random(label.size) < 0.75, preferred, rng.random(label.size))
+    scene = _idle_scene(rng, np.arange(lengths.max()) / fps, lengths / fps, style,
+                        {k: v[subject] for k, v in subjects.items()})
+    idle = _pose(copy.deepcopy(scene)) if with_idle else None
+    for cls, (_, _, action) in enumerate(_CLASSES):
+        action(scene, rng, np.flatnonzero(label == cls))
+    joints = _pose(scene)
+    keypoint, score, noise_m = _observe(rng, joints, scene.t, {k: v[subject] for k, v in subjects.items()})
+    return _Simulation(label, subject, repeat, lengths, joints, idle, keypoint, score, noise_m)
+
+
+def _sample_subjects(rng: np.random.Generator, count: int, num_classes: int) -> dict[str, np.ndarray]:
+    """Per-subject proportions (metres, radians), habits (rest posture, handedness, how big, fast and
+    fidgety they move, preferred style per class) and camera viewpoint (one recording session each)."""
+    scale = rng.uniform(0.85, 1.15, count)
 
     def vary(base: float, spread: float) -> np.ndarray:
         return base * scale * rng.uniform(1 - spread, 1 + spread, count)
 
+    rest = rng.integers(0, 3, count)  # hands on the thighs, on armrests, or on a desk
     return {
         "torso": vary(0.50, 0.06), "neck": vary(0.07, 0.1), "shoulder": vary(0.185, 0.1), "hip": vary(0.09, 0.12),
         "head": (0.5 + 0.5 * scale) * rng.uniform(0.93, 1.07, count),
         "upper_arm": vary(0.29, 0.06), "forearm": vary(0.26, 0.06), "hand": vary(1.0, 0.05),
         "thigh": vary(0.43, 0.06), "shin": vary(0.42, 0.06),
-        "lean": rng.uniform(-0.06, 0.18, count), "head_pitch": rng.uniform(-0.05, 0.2, count),
-        "rest_side": vary(0.09, 0.45), "rest_forward": vary(0.26, 0.2), "ankle_forward": rng.uniform(0.85, 1.15, count),
-        "ankle_side": vary(0.03, 1.0), "left_handed": (rng.random(count) < 0.15).astype(float),
-        "fidget": rng.uniform(0.5, 1.5, count),
+        "lean": rng.uniform(-0.08, 0.2, count), "head_pitch": rng.uniform(-0.1, 0.25, count),
+        "rest_side": np.choose(rest, [vary(0.14, 0.12), vary(0.27, 0.06), vary(0.17, 0.12)]),
+        "rest_height": np.choose(rest, [vary(0.08, 0.2), vary(0.2, 0.1), vary(0.26, 0.1)]),
+        "rest_forward": np.choose(rest, [vary(0.28, 0.1), vary(0.12, 0.2), vary(0.42, 0.08)]),
+        "ankle_forward": rng.uniform(0.85, 1.15, count), "ankle_side": vary(0.04, 0.8),
+        "left_handed": (rng.random(count) < 0.25).astype(float),
+        "fidget": rng.uniform(0.5, 1.5, count), "amp": rng.uniform(0.85, 1.2, count),
+        "speed": rng.uniform(0.8, 1.25, count), "style": rng.random((count, num_classes)),
+        # camera: yaw and pitch of the view, roll, distance (m), scale (px per m at the subject), image centre
+        "cam_yaw": rng.uniform(-0.95, 0.95, count), "cam_pitch": rng.uniform(-0.15, 0.5, count),
+        "cam_roll": rng.uniform(-0.07, 0.07, count), "cam_distance": rng.uniform(2.2, 4.0, count),
+        "cam_scale": rng.uniform(200, 340, count), "cam_x": rng.uniform(0.38, 0.62, count),
+        "cam_y": rng.uniform(-0.02, 0.02, count), "noise_px": rng.uniform(0.6, 1.6, count),
     }
 
 
@@ -152,35 +234,50 @@ def _envelope(t: np.ndarray, start: np.ndarray, duration: np.ndarray, ramp: np.n
     return rise * fall
 
 
-def _idle_scene(rng: np.random.Generator, t: np.ndarray, seconds: np.ndarray, body: dict[str, np.ndarray]) -> _Scene:
-    """Rest posture plus idle motion (breathing, sway, drifting head and hands, one fidget) and action timing."""
+def _random_direction(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Unit vectors ``shape + (3,)`` in random directions."""
+    v = rng.normal(size=shape + (3,))
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _mirrored(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Left/right pair ``[n, 2, 3]`` from per-clip ``[n]`` coordinates of the left one (x mirrored)."""
+    return np.stack([SIDE * x[:, None], np.repeat(y[:, None], 2, 1), np.repeat(z[:, None], 2, 1)], axis=-1)
+
+
+def _idle_scene(rng: np.random.Generator, t: np.ndarray, seconds: np.ndarray, style: np.ndarray,
+                body: dict[str, np.ndarray]) -> _Scene:
+    """Rest posture plus idle motion (breathing, sway, drifting head and hands, a fidget) and action timing."""
     n, frames = seconds.size, t.size
-    onset = seconds * rng.uniform(0.0, 0.35, n)
-    duration = np.minimum(seconds * rng.uniform(0.45, 0.9, n), seconds * 1.05 - onset)
-    env = _envelope(t, onset, duration, rng.uniform(0.15, 0.35, n))
+    onset = seconds * rng.uniform(0.0, 0.3, n)
+    duration = np.minimum(seconds * rng.uniform(0.55, 0.95, n), seconds * 1.05 - onset)
+    env = _envelope(t, onset, duration, rng.uniform(0.15, 0.3, n))
     dominant = np.where(rng.random(n) < 0.85, 1 - body["left_handed"], body["left_handed"]).astype(int)
     fidget = body["fidget"][:, None]
 
-    breath = rng.uniform(0.002, 0.006, n)[:, None] * np.sin(
+    breath = rng.uniform(0.002, 0.005, n)[:, None] * np.sin(
         2 * np.pi * rng.uniform(0.2, 0.4, n)[:, None] * t + rng.uniform(0, 2 * np.pi, n)[:, None])
-    torso = _smooth_noise(rng, (n, 3), t) * (np.array([0.012, 0.015, 0.01]) * fidget[..., None])
-    torso[..., 0] += body["lean"][:, None] + 2.0 * breath
-    head = _smooth_noise(rng, (n, 3), t, 0.1, 1.5) * (rng.uniform(0.01, 0.025, n)[:, None, None] * fidget[..., None])
-    head += (np.array([1.0, 0.0, 0.0]) * body["head_pitch"][:, None] + rng.normal(0, 0.05, (n, 3)))[:, None]
+    torso = _smooth_noise(rng, (n, 3), t) * (np.array([0.006, 0.008, 0.005]) * fidget[..., None])
+    torso[..., 0] += body["lean"][:, None] + 1.5 * breath
+    head = _smooth_noise(rng, (n, 3), t, 0.1, 1.0) * (rng.uniform(0.006, 0.015, n)[:, None, None] * fidget[..., None])
+    head += (np.array([1.0, 0.0, 0.0]) * body["head_pitch"][:, None] + rng.normal(0, 0.04, (n, 3)))[:, None]
 
-    rest = _mirrored(body["rest_side"], 0.09 * body["hand"], body["rest_forward"]) + rng.normal(0, 0.015, (n, 2, 3))
-    wrist_rest = rest[:, None] + 0.008 * fidget[..., None, None] * _smooth_noise(rng, (n, 2, 3), t, 0.1, 0.8)
-    ankle_shift = 0.006 * _smooth_noise(rng, (n, 2, 3), t, 0.05, 0.5)
+    rest = _mirrored(body["rest_side"], body["rest_height"], body["rest_forward"]) + rng.normal(0, 0.01, (n, 2, 3))
+    wrist_rest = rest[:, None] + 0.004 * fidget[..., None, None] * _smooth_noise(rng, (n, 2, 3), t, 0.1, 0.8)
+    ankle_shift = 0.003 * _smooth_noise(rng, (n, 2, 3), t, 0.05, 0.5)
 
-    # One fidget per clip (often): a brief head turn, hand shift or foot shift unrelated to the label.
-    kind = rng.integers(0, 4, n)  # 0 none, 1 head, 2 hand, 3 foot
-    bump = _envelope(t, rng.uniform(0, 1, n) * seconds, rng.uniform(0.3, 1.0, n), rng.uniform(0.1, 0.3, n))
-    head += ((kind == 1)[:, None] * bump)[..., None] * rng.normal(0, 0.05, (n, 1, 3))
-    wrist_rest += ((kind == 2)[:, None] * bump)[..., None, None] * rng.normal(0, 0.03, (n, 1, 2, 3))
-    ankle_shift += ((kind == 3)[:, None] * bump)[..., None, None] * rng.normal(0, 0.03, (n, 1, 2, 3))
+    # A fidget in half the clips: a brief small head turn, hand shift or foot shift unrelated to the label.
+    kind = rng.integers(0, 6, n)  # 1 head, 2 hand, 3 foot, otherwise none
+    bump = _envelope(t, rng.uniform(0, 1, n) * seconds, rng.uniform(0.3, 0.8, n), rng.uniform(0.15, 0.3, n))
+    head += ((kind == 1)[:, None] * bump)[..., None] * (rng.uniform(0.02, 0.05, n)[:, None]
+                                                          * _random_direction(rng, (n,)))[:, None]
+    wrist_rest += ((kind == 2)[:, None] * bump)[..., None, None] * (
+        rng.uniform(0.01, 0.025, (n, 1))[..., None] * _random_direction(rng, (n, 2)))[:, None]
+    ankle_shift += ((kind == 3)[:, None] * bump)[..., None, None] * (
+        rng.uniform(0.01, 0.025, (n, 1))[..., None] * _random_direction(rng, (n, 2)))[:, None]
 
     return _Scene(
-        t=t, body=body, dominant=dominant, env=env, onset=onset, torso=torso, head=head,
+        t=t, body=body, dominant=dominant, style=style, env=env, onset=onset, torso=torso, head=head,
         shoulder_lift=np.repeat(breath[..., None], 2, axis=-1), wrist_rest=wrist_rest,
         wrist_act=np.zeros((n, frames, 2, 3)), act_in_head=np.zeros(n, bool), act_weight=np.zeros((n, frames, 2)),
         elbow_act=np.zeros((n, 2, 3)), ankle_shift=ankle_shift, heel_raise=np.zeros((n, frames, 2)),
@@ -188,130 +285,208 @@ def _idle_scene(rng: np.random.Generator, t: np.ndarray, seconds: np.ndarray, bo
 
 
 # ----------------------------------------------------------------------------- actions
-# Each action writes control curves for the clips ``idx`` of its class, scaled by the envelope.
+# Each action writes control curves for the clips ``idx`` of its class. Sizes are in metres and
+# radians before the subject's amplitude habit (x0.85-1.2); periods before the speed habit.
 
-def _head_move(scene: _Scene, rng: np.random.Generator, idx: np.ndarray, axis: int, low: float, high: float,
-               oscillate: bool) -> None:
-    """Rotate the head about one axis (0 pitch, 1 yaw, 2 roll): oscillating, or turning and holding."""
-    n = len(idx)
-    amp = rng.uniform(low, high, n)
-    phase = scene.phase(idx, rng.uniform(0.35, 0.75, n))
-    if axis == 0:  # nods and bows go down
-        wave = (1 - np.cos(phase)) / 2 if oscillate else 1.0
-    else:
-        amp *= rng.choice([-1.0, 1.0], n)
-        wave = np.sin(phase) if oscillate else 1.0
-    leak = rng.normal(0, 0.15, (n, 3))  # real head motion is never about one axis only
+def _head_curve(scene: _Scene, rng: np.random.Generator, idx: np.ndarray, axis: int, curve: np.ndarray) -> None:
+    """Rotate the head by ``curve`` [n, T] about one axis (0 pitch, 1 yaw, 2 roll), leaking ~10% into the
+    others: real head motion is never about one axis only."""
+    leak = rng.normal(0, 0.1, (len(idx), 3))
     leak[:, axis] = 1.0
-    scene.head[idx] += (amp[:, None] * scene.env[idx] * wave)[..., None] * leak[:, None]
+    scene.head[idx] += curve[..., None] * leak[:, None]
 
 
-def _shrug(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
-    """Both shoulders up and down once or twice; the hands lift and open slightly."""
-    n = len(idx)
-    wave = (1 - np.cos(scene.phase(idx, rng.uniform(0.6, 1.2, n)))) / 2
-    motion = scene.env[idx] * wave * rng.uniform(0.02, 0.05, n)[:, None]
-    scene.shoulder_lift[idx] += motion[..., None] * rng.uniform(0.7, 1.0, (n, 1, 2))
-    scene.wrist_rest[idx] += motion[..., None, None] * _mirrored(*np.array([[0.6], [0.8], [0.3]]))
+def _one_cycle(phase: np.ndarray) -> np.ndarray:
+    """[n, T] mask of the first period of an oscillation."""
+    return (phase >= 0) & (phase < 2 * np.pi)
 
 
-def _one_hand(scene: _Scene, idx: np.ndarray, target: np.ndarray, in_head: bool, elbow: tuple[float, ...]) -> None:
-    """Send the dominant hand to ``target`` ([n, T, 3], x toward the hand's side) in the head or torso frame."""
+def _bowing_head(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
+    """Head pitches down 23-37° and holds; style 1 also bends the upper body forward 7-13°."""
+    n, style = len(idx), scene.styles(idx, 2)
+    amp = scene.amplitude(rng, idx, 0.4, 0.65) * np.where(style == 1, 0.75, 1.0)
+    _head_curve(scene, rng, idx, 0, scene.env[idx] * amp[:, None])
+    scene.torso[idx, :, 0] += scene.env[idx] * np.where(style == 1, rng.uniform(0.12, 0.22, n), 0.0)[:, None]
+
+
+def _tilting_head(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
+    """Head rolls 20-31° to one side and holds; style 1 lifts the chin and turns a little towards it."""
+    n, style = len(idx), scene.styles(idx, 2)
+    amp = scene.amplitude(rng, idx, 0.35, 0.55) * rng.choice([-1.0, 1.0], n)
+    _head_curve(scene, rng, idx, 2, scene.env[idx] * amp[:, None])
+    extra = np.where(style[:, None] == 1, amp[:, None] * np.array([-0.35, 0.35, 0.0]), 0.0)
+    scene.head[idx] += scene.env[idx, :, None] * extra[:, None]
+
+
+def _turning_head(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
+    """Head yaws 34-57° to one side: holds (style 0), glances and comes back within a second (style 1),
+    or holds with the shoulders turning 9-14° along (style 2)."""
+    n, style = len(idx), scene.styles(idx, 3)
+    amp = scene.amplitude(rng, idx, 0.6, 1.0) * rng.choice([-1.0, 1.0], n)
+    glance = _envelope(scene.t, scene.onset[idx], rng.uniform(0.7, 1.0, n) / scene.body["speed"][idx],
+                       np.full(n, 0.2))
+    curve = np.where(style[:, None] == 1, glance, scene.env[idx]) * amp[:, None]
+    _head_curve(scene, rng, idx, 1, curve)
+    scene.torso[idx, :, 1] += curve * np.where(style == 2, rng.uniform(0.15, 0.25, n) / np.abs(amp), 0.0)[:, None]
+
+
+def _nodding(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
+    """Head pitches down and up 17-29° repeatedly (period 0.6-1 s, style 0) or once deeply (26-37°, style 1)."""
+    style = scene.styles(idx, 2)
+    phase = scene.phase(rng, idx, 0.6, 1.0)
+    wave = (1 - np.cos(phase)) / 2
+    repeated = scene.env[idx] * wave * scene.amplitude(rng, idx, 0.3, 0.5)[:, None]
+    once = _one_cycle(phase) * wave * scene.amplitude(rng, idx, 0.45, 0.65)[:, None]
+    _head_curve(scene, rng, idx, 0, np.where(style[:, None] == 1, once, repeated))
+
+
+def _shaking_head(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
+    """Head yaws ±20-31° left and right repeatedly (period 0.7-1.1 s, style 0) or once, slowly (style 1)."""
+    n, style = len(idx), scene.styles(idx, 2)
+    phase = scene.phase(rng, idx, 0.7, 1.1) * np.where(style == 1, 0.75, 1.0)[:, None]
+    wave = np.sin(phase) * rng.choice([-1.0, 1.0], n)[:, None]
+    amp = scene.amplitude(rng, idx, 0.35, 0.55)[:, None]
+    _head_curve(scene, rng, idx, 1, amp * wave * np.where(style[:, None] == 1, _one_cycle(phase), scene.env[idx]))
+
+
+def _shrugging(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
+    """Both shoulders rise 5-8 cm: once and hold (style 0), twice (style 1), or once with the hands
+    turning up and out by ~8 cm (style 2, "I don't know")."""
+    n, style = len(idx), scene.styles(idx, 3)
+    twice = scene.env[idx] * (1 - np.cos(scene.phase(rng, idx, 0.7, 1.0))) / 2
+    motion = np.where(style[:, None] == 1, twice, scene.env[idx]) * scene.amplitude(rng, idx, 0.05, 0.08)[:, None]
+    scene.shoulder_lift[idx] += motion[..., None] * rng.uniform(0.8, 1.0, (n, 1, 2))
+    hands = np.where(style[:, None, None] == 2, _mirrored(*np.array([[1.4], [1.0], [0.6]])),
+                     _mirrored(*np.array([[0.2], [0.6], [0.2]])))
+    scene.wrist_rest[idx] += motion[..., None, None] * hands[:, None]
+
+
+def _one_hand(scene: _Scene, rng: np.random.Generator, idx: np.ndarray, target: np.ndarray, in_head: bool,
+              elbow: np.ndarray) -> None:
+    """Send the dominant hand to ``target`` ([n, T, 3], x toward the hand's side, jittered ~1 cm) in the
+    head or torso frame, the elbow bending towards ``elbow`` ([n, 3])."""
     rows, hand = np.arange(len(idx)), scene.dominant[idx]
     mirror = np.stack([SIDE[hand], np.ones(len(idx)), np.ones(len(idx))], axis=-1)
     act, weight = scene.wrist_act[idx], scene.act_weight[idx]
-    act[rows, :, hand] = target * mirror[:, None]
+    act[rows, :, hand] = (target + rng.normal(0, 0.01, (len(idx), 1, 3))) * mirror[:, None]
     weight[rows, :, hand] = scene.env[idx]
     scene.wrist_act[idx], scene.act_weight[idx] = act, weight
-    scene.elbow_act[idx, hand] = np.array(elbow) * mirror
+    scene.elbow_act[idx, hand] = elbow * mirror
     scene.act_in_head[idx] = in_head
 
 
-def _hand_to_head(scene: _Scene, rng: np.random.Generator, idx: np.ndarray, point: np.ndarray,
-                  offset: tuple[float, ...], rub_hz: tuple[float, float], rub_m: tuple[float, float]) -> None:
-    """Touch or scratch a point on the head: the wrist sits at ``point + offset`` and rubs up and down."""
-    n = len(idx)
-    base = point + np.array(offset) + rng.normal(0, 0.015, (n, 3))
-    rub = rng.uniform(*rub_m, n)[:, None] * np.sin(scene.phase(idx, 1 / rng.uniform(*rub_hz, n)))
-    _one_hand(scene, idx, base[:, None] + rub[..., None] * np.array([0.3, 1.0, 0.2]), in_head=True,
-              elbow=(1.0, -0.6, 0.3))
+def _hand_to_head(scene: _Scene, rng: np.random.Generator, idx: np.ndarray, wrist: np.ndarray,
+                  elbow: np.ndarray, rubs: tuple[bool, ...], rub: tuple[float, float] = (0.02, 0.04)) -> None:
+    """Touch the head with the dominant hand: the wrist goes to ``wrist[style]`` (head frame) with the
+    elbow towards ``elbow[style]``; styles flagged in ``rubs`` rub ``rub`` metres up and down."""
+    style = scene.styles(idx, len(wrist))
+    amp = np.where(np.array(rubs)[style], scene.amplitude(rng, idx, *rub), 0.0)
+    wave = amp[:, None] * np.sin(scene.phase(rng, idx, 0.5, 0.8))
+    target = wrist[style][:, None] + wave[..., None] * np.array([0.2, 1.0, 0.2])
+    _one_hand(scene, rng, idx, target, True, elbow[style])
 
 
 def _waving(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
-    """Raise the hand beside the shoulder and swing it sideways (often only a small wave)."""
-    n = len(idx)
-    base = np.stack([rng.uniform(0.18, 0.3, n), rng.uniform(-0.1, 0.25, n), rng.uniform(0.12, 0.25, n)], -1)
-    swing = rng.uniform(0.03, 0.08, n)[:, None] * np.sin(scene.phase(idx, 1 / rng.uniform(1.5, 3.5, n)))
-    _one_hand(scene, idx, base[:, None] + swing[..., None] * np.array([1.0, 0.15, 0.0]), in_head=False,
-              elbow=(1.0, -1.0, 0.0))
+    """One hand swings sideways 8-13 cm (period 0.5-0.8 s), raised beside the head (style 0) or low in
+    front of the chest (style 1)."""
+    n, style = len(idx), scene.styles(idx, 2)
+    high = np.stack([rng.uniform(0.2, 0.28, n), rng.uniform(0.05, 0.2, n), rng.uniform(0.1, 0.2, n)], -1)
+    low = np.stack([rng.uniform(0.1, 0.18, n), rng.uniform(-0.2, -0.1, n), rng.uniform(0.25, 0.35, n)], -1)
+    base = np.where(style[:, None] == 1, low, high)
+    swing = scene.amplitude(rng, idx, 0.08, 0.13)[:, None] * np.sin(scene.phase(rng, idx, 0.5, 0.8))
+    elbow = np.where(style[:, None] == 1, np.array([1.0, -1.0, -0.3]), np.array([1.0, -1.0, 0.0]))
+    _one_hand(scene, rng, idx, base[:, None] + swing[..., None] * np.array([1.0, 0.15, 0.0]), False, elbow)
 
 
-def _two_hands(scene: _Scene, rng: np.random.Generator, idx: np.ndarray, pose: str) -> None:
-    """Both hands to a torso-frame pose: arms crossed on the chest, hands together or rubbing in the lap."""
-    n = len(idx)
-    if pose == "crossing arms":  # each wrist near the other elbow, one forearm on top
-        top = rng.integers(0, 2, n)
-        target = _mirrored(np.full(n, -0.11), np.full(n, -0.23), np.full(n, 0.13))
-        target[:, :, 2] += np.where(top[:, None] == np.arange(2), 0.04, 0.0)
-        elbow = _mirrored(*np.array([[1.0], [-0.8], [0.4]]))
-    else:
-        target = _mirrored(np.full(n, 0.035), rng.uniform(-0.42, -0.28, n), rng.uniform(0.22, 0.3, n))
-        elbow = _mirrored(*np.array([[0.8], [-1.0], [-0.2]]))
-    target = np.repeat((target + rng.normal(0, 0.015, (n, 2, 3)))[:, None], scene.t.size, axis=1)
-    if pose == "rubbing hands":  # the palms slide against each other in anti-phase
-        rub = rng.uniform(0.01, 0.03, n)[:, None] * np.sin(scene.phase(idx, 1 / rng.uniform(2.0, 4.0, n)))
-        target += rub[..., None, None] * np.array([[0.0, 0.3, 1.0], [0.0, -0.3, -1.0]])
-    scene.wrist_act[idx] = target
+def _two_hands(scene: _Scene, rng: np.random.Generator, idx: np.ndarray, target: np.ndarray, elbow: np.ndarray,
+               rub: tuple[float, float] = (0.0, 0.0)) -> None:
+    """Both hands to a torso-frame pose (``target[style]``, ``[styles, 2, 3]``) and hold it; with ``rub``
+    (metres) the palms slide against each other in anti-phase (period 0.5-0.8 s)."""
+    n, style = len(idx), scene.styles(idx, len(target))
+    goal = target[style] + rng.normal(0, 0.01, (n, 2, 3))
+    slide = scene.amplitude(rng, idx, *rub)[:, None] * np.sin(scene.phase(rng, idx, 0.5, 0.8))
+    scene.wrist_act[idx] = goal[:, None] + slide[..., None, None] * np.array([[0.0, 0.3, 1.0], [0.0, -0.3, -1.0]])
     scene.act_weight[idx] = scene.env[idx, :, None]
-    scene.elbow_act[idx] = elbow
+    scene.elbow_act[idx] = elbow[style]
     scene.act_in_head[idx] = False
 
 
+def _crossing_arms(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
+    """Each wrist to the other arm (tucked under it, style 0, or gripping the upper arm, style 1), one
+    forearm on top."""
+    elbow = _pairs((1.0, -0.8, 0.4), (1.0, -0.8, 0.4))
+    _two_hands(scene, rng, idx, _pairs((-0.12, -0.24, 0.13), (-0.17, -0.17, 0.1)), elbow)
+    top = rng.integers(0, 2, len(idx))
+    scene.wrist_act[idx, :, :, 2] += np.where(top[:, None] == np.arange(2), 0.04, 0.0)[:, None]
+
+
 def _shaking_legs(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
-    """Bounce one or both heels quickly, the toes staying on the floor."""
-    n = len(idx)
-    legs = np.where(rng.random(n) < 0.5, 2, rng.integers(0, 2, n))  # 2: both legs
-    mask = (legs[:, None] == 2) | (legs[:, None] == np.arange(2))
-    wave = (1 - np.cos(scene.phase(idx, 1 / rng.uniform(3.0, 6.0, n)))) / 2
-    bounce = scene.env[idx] * wave * rng.uniform(0.02, 0.05, n)[:, None]
-    scene.heel_raise[idx] += bounce[..., None] * mask[:, None]
+    """Heels bounce 5-8 cm (period 0.5-0.8 s): both together (style 0), one leg (style 1), or alternating
+    (style 2)."""
+    n, style = len(idx), scene.styles(idx, 3)
+    phase = scene.phase(rng, idx, 0.5, 0.8)
+    leg = rng.integers(0, 2, n)
+    shift = np.where(style == 2, np.pi, 0.0)[:, None] * np.array([0.0, 1.0])  # [n, 2] phase of each leg
+    gain = np.where(style[:, None] == 1, leg[:, None] == np.arange(2), 1.0)
+    wave = (1 - np.cos(phase[..., None] + shift[:, None])) / 2
+    amp = scene.amplitude(rng, idx, 0.05, 0.08)
+    scene.heel_raise[idx] += (scene.env[idx] * amp[:, None])[..., None] * wave * gain[:, None]
 
 
 def _crossing_legs(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
-    """Cross one leg over the other at the knee, or slide both feet forward and cross the ankles."""
+    """Cross one leg over the other at the knee (style 0), or slide both feet forward and cross the ankles
+    (style 1)."""
     n = len(idx)
     rows, leg = np.arange(n), rng.integers(0, 2, n)
-    at_knee = rng.random(n) < 0.5
-    amount = rng.uniform(0.5, 1.0, n)
+    at_knee = scene.styles(idx, 2) == 0
+    amount = rng.uniform(0.7, 1.0, n)
     width = scene.body["hip"][idx] + scene.body["ankle_side"][idx]
     shift = np.zeros((n, 2, 3))
     shift[rows, leg] = np.stack([-SIDE[leg] * width * np.where(at_knee, 1.9, 1.6),
                                  np.where(at_knee, 0.45 * scene.body["shin"][idx], 0.03),
-                                 np.where(at_knee, -0.05, 0.12)], -1)
-    shift[rows, 1 - leg, 2] = np.where(at_knee, 0.0, 0.12)
+                                 np.where(at_knee, -0.05, 0.15)], -1)
+    shift[rows, 1 - leg, 2] = np.where(at_knee, 0.0, 0.15)
     scene.ankle_shift[idx] += (scene.env[idx] * amount[:, None])[..., None, None] * shift[:, None]
 
 
+def _pairs(*rows: tuple[float, ...]) -> np.ndarray:
+    """Left/right pairs ``[styles, 2, 3]`` from each style's left-hand xyz."""
+    return np.stack([_mirrored(*np.array(row)[:, None])[0] for row in rows])
+
+
+_ELBOW_OUT, _ELBOW_DOWN = np.array([1.0, -0.5, 0.2]), np.array([0.3, -1.0, 0.4])
+
 # (MA-52 class name, MA-52 body level, action), in MA-52 label order.
 _CLASSES: tuple[tuple[str, str, Callable[[_Scene, np.random.Generator, np.ndarray], None]], ...] = (
-    ("shrugging", "body", _shrug),
-    ("bowing head", "head", partial(_head_move, axis=0, low=0.15, high=0.4, oscillate=False)),
-    ("tilting head", "head", partial(_head_move, axis=2, low=0.14, high=0.32, oscillate=False)),
-    ("turning head", "head", partial(_head_move, axis=1, low=0.25, high=0.6, oscillate=False)),
-    ("nodding", "head", partial(_head_move, axis=0, low=0.14, high=0.32, oscillate=True)),
-    ("shaking head", "head", partial(_head_move, axis=1, low=0.14, high=0.35, oscillate=True)),
-    ("putting hands together", "upper limb", partial(_two_hands, pose="putting hands together")),
-    ("rubbing hands", "upper limb", partial(_two_hands, pose="rubbing hands")),
+    ("shrugging", "body", _shrugging),
+    ("bowing head", "head", _bowing_head),
+    ("tilting head", "head", _tilting_head),
+    ("turning head", "head", _turning_head),
+    ("nodding", "head", _nodding),
+    ("shaking head", "head", _shaking_head),
+    # hands meet in the lap, at the chest (fingertips together) or forward on a desk
+    ("putting hands together", "upper limb",
+     partial(_two_hands, target=_pairs((0.035, -0.42, 0.25), (0.035, -0.2, 0.22), (0.035, -0.25, 0.42)),
+             elbow=_pairs((0.8, -1.0, -0.2), (1.0, -0.6, 0.0), (0.8, -1.0, 0.0)))),
+    ("rubbing hands", "upper limb",
+     partial(_two_hands, target=_pairs((0.035, -0.4, 0.25), (0.035, -0.22, 0.24)),
+             elbow=_pairs((0.8, -1.0, -0.2), (1.0, -0.6, 0.0)), rub=(0.03, 0.05))),
     ("waving", "upper limb", _waving),
     ("shaking legs", "lower limb", _shaking_legs),
     ("crossing legs", "lower limb", _crossing_legs),
-    ("crossing arms", "body-hand", partial(_two_hands, pose="crossing arms")),
+    ("crossing arms", "body-hand", _crossing_arms),
+    # scratching (style 0) or resting the hand (style 1) behind the head, elbow high
     ("scratching or touching hindbrain", "head-hand",
-     partial(_hand_to_head, point=_HINDBRAIN, offset=(0.05, -0.06, -0.02), rub_hz=(3.0, 5.0), rub_m=(0.008, 0.02))),
+     partial(_hand_to_head, wrist=np.array([[0.06, 0.08, -0.15], [0.07, 0.06, -0.14]]),
+             elbow=np.array([[1.0, 0.6, -0.2], [1.0, 0.8, 0.0]]), rubs=(True, False))),
+    # fingertip to the nose from below (style 0) or from the side (style 1)
     ("touching nose", "head-hand",
-     partial(_hand_to_head, point=_NOSE * [0, 1, 1], offset=(0.03, -0.1, 0.05), rub_hz=(2.0, 4.0), rub_m=(0.0, 0.012))),
+     partial(_hand_to_head, wrist=np.array([[0.02, -0.02, 0.17], [0.09, 0.07, 0.13]]),
+             elbow=np.stack([_ELBOW_DOWN, _ELBOW_OUT]), rubs=(False, False))),
+    # holding the ear (style 0) or tugging it up and down (style 1)
     ("touching ears", "head-hand",
-     partial(_hand_to_head, point=_EAR, offset=(0.02, -0.09, 0.03), rub_hz=(2.0, 4.0), rub_m=(0.0, 0.012))),
+     partial(_hand_to_head, wrist=np.array([[0.13, 0.07, -0.01], [0.13, 0.05, -0.01]]),
+             elbow=np.stack([_ELBOW_OUT, _ELBOW_OUT]), rubs=(False, True), rub=(0.015, 0.03))),
 )
 MA52_SYNTH_CLASSES: tuple[str, ...] = tuple(name for name, _, _ in _CLASSES)
 BODY_NAMES: tuple[str, ...] = tuple(name for name, _, _ in MA52_BODY_RANGES)
@@ -319,11 +494,6 @@ BODY_MAP: tuple[int, ...] = tuple(BODY_NAMES.index(body) for _, body, _ in _CLAS
 
 
 # ----------------------------------------------------------------------------- kinematics
-
-def _mirrored(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """Left/right pair ``[n, 2, 3]`` from per-clip ``[n]`` coordinates of the left one (x mirrored)."""
-    return np.stack([SIDE * x[:, None], np.repeat(y[:, None], 2, 1), np.repeat(z[:, None], 2, 1)], axis=-1)
-
 
 def _rotation(angles: np.ndarray) -> np.ndarray:
     """``[..., 3]`` (pitch about x, yaw about y, roll about z) → ``[..., 3, 3]`` = Ry · Rx · Rz."""
@@ -411,29 +581,36 @@ def _pose(scene: _Scene) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- camera and sensor
 
-def _observe(rng: np.random.Generator, joints: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Project through a jittered weak-perspective camera and add MediaPipe-like noise and scores."""
+def _observe(rng: np.random.Generator, joints: np.ndarray, t: np.ndarray,
+             cam: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Project through each subject's camera (per-clip jitter around it) and add MediaPipe-like noise,
+    scores and tracking glitches. Returns keypoints, scores and the sensor noise std in metres."""
     n, frames, num_joints, _ = joints.shape
     height, width = IMG_SHAPE
-    view = np.stack([rng.uniform(-0.17, 0.26, n), rng.uniform(-0.4, 0.4, n), rng.uniform(-0.05, 0.05, n)], -1)
-    cam = _apply(_rotation(view)[:, None], joints)
-    distance = rng.uniform(2.0, 3.5, n)[:, None, None]
-    focal = rng.uniform(230, 380, n)[:, None, None] * distance / (distance - cam[..., 2])
-    centre = np.stack([rng.uniform(0.35, 0.65, n), rng.uniform(0.5, 0.62, n)], -1)[:, None, None]
-    shake = 0.002 * _smooth_noise(rng, (n, 2), t, 0.2, 2.0)[:, :, None]
-    xy = centre + shake + focal[..., None] * cam[..., :2] * np.array([1 / width, -1 / height])
-    keypoint = np.concatenate([xy, (-focal * cam[..., 2] / width)[..., None]], axis=-1).astype(np.float32)
+    view = np.stack([cam["cam_pitch"] + rng.uniform(-0.05, 0.05, n), cam["cam_yaw"] + rng.uniform(-0.08, 0.08, n),
+                     cam["cam_roll"] + rng.uniform(-0.02, 0.02, n)], -1)
+    seen = _apply(_rotation(view)[:, None], joints)
+    distance = cam["cam_distance"][:, None, None]
+    scale = (cam["cam_scale"] * rng.uniform(0.95, 1.05, n))[:, None, None]
+    focal = scale * distance / (distance - seen[..., 2])
+    # hips 5 cm below the image centre: the head is higher above them than the feet below, but the feet
+    # are nearer the camera, so head and feet fit for every view
+    fit_y = 0.5 + cam["cam_y"] + 0.05 * scale[:, 0, 0] / height
+    centre = np.stack([cam["cam_x"], fit_y], -1) + rng.uniform(-0.01, 0.01, (n, 2))
+    shake = 0.001 * _smooth_noise(rng, (n, 2), t, 0.2, 1.5)[:, :, None]
+    xy = centre[:, None, None] + shake + focal[..., None] * seen[..., :2] * np.array([1 / width, -1 / height])
+    keypoint = np.concatenate([xy, (-focal * seen[..., 2] / width)[..., None]], axis=-1).astype(np.float32)
 
     low, high = _SCORE_RANGE.T
     score = low + (high - low) * rng.random((n, 1, num_joints)) + rng.normal(0, 0.02, (n, frames, num_joints))
-    for clip in np.flatnonzero(rng.random(n) < 0.5):  # tracking glitch: a joint drifts off with a low score
+    for clip in np.flatnonzero(rng.random(n) < 0.3):  # occlusion: a joint drifts off with a low score
         joint, start = rng.choice(_GLITCH_JOINTS), rng.integers(0, frames)
-        span = slice(start, start + rng.integers(3, 13))
-        keypoint[clip, span, joint] += rng.normal(0, 0.015, 3)
+        span = slice(start, start + rng.integers(3, 10))
+        keypoint[clip, span, joint] += rng.normal(0, 0.01, 3)
         score[clip, span, joint] *= rng.uniform(0.05, 0.4)
     score = np.clip(score, 0.0, 1.0)
 
-    sigma = (rng.uniform(0.001, 0.003, n)[:, None, None] * _JITTER * (1 + 2 * (1 - score))).astype(np.float32)
-    noise = rng.standard_normal(keypoint.shape, dtype=np.float32) * sigma[..., None]
-    noise[..., 2] *= 3  # depth is the least reliable coordinate
-    return keypoint + noise, score.astype(np.float32)
+    sigma_px = cam["noise_px"][:, None, None] * _JITTER * (1 + (1 - score))  # [n, T, V] per image coordinate
+    noise = rng.standard_normal(keypoint.shape, dtype=np.float32) * sigma_px[..., None].astype(np.float32)
+    noise *= np.array([1 / width, 1 / height, 2 / width], dtype=np.float32)  # depth is the least reliable
+    return keypoint + noise, score.astype(np.float32), sigma_px / scale
