@@ -73,6 +73,7 @@ class Labeller:
         """Label every row of ``features`` [N, D]; ``labels`` [N] is -1 on unlabelled rows."""
         _check_inputs(self.name, features, labels, num_classes, logits, init_centres, self.chunk_size)
         with torch.no_grad():
+            features = features.float()  # no copy for the bank's float32; one dtype for every matmul below
             labels = labels.to(features.device, torch.long)
             logits = None if logits is None else logits.to(features.device, torch.float32)
             init_centres = None if init_centres is None else init_centres.to(features.device, torch.float32)

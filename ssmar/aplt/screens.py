@@ -129,11 +129,16 @@ class PrecisionScreen(Screen):
     threshold is the lowest kept score. Without any held-out row nothing can be estimated,
     and nothing is kept.
 
-    The estimate is pessimistic: each rerun lost a share of its anchors, so it labels worse
-    than the full labelling that is screened (more so with ``folds=2`` than with more folds,
-    which cost one labeller run each). ``soft=True`` gives every unlabelled row its estimated
-    precision as loss weight (confidence-weighted targets); ``keep`` still marks the rows
-    that reach the target.
+    Biases, both ways: each rerun lost a share of its anchors, so it labels worse than the
+    full labelling that is screened (pessimistic; more so with ``folds=2`` than with more
+    folds, which cost one labeller run each). But the backbone, and the classifier whose
+    logits ``posterior`` reads, were trained on these very labelled clips, so their features
+    and logits are cleaner than an unlabelled clip's (optimistic; strongest for
+    ``posterior``). Only a labelled carve-out kept out of training would remove the second
+    bias; check the screen's kept accuracy on validation.
+
+    ``soft=True`` gives every unlabelled row its estimated precision as loss weight
+    (confidence-weighted targets); ``keep`` still marks the rows that reach the target.
     """
 
     name = "precision"
