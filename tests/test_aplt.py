@@ -8,11 +8,13 @@ import torch
 import torch.nn.functional as F
 
 from conftest import tiny_config
+from ssmar.aplt.labellers import make_labeller
 from ssmar.aplt.offline import offline_round, scatter_pseudo_labels
-from ssmar.aplt.thresholds import make_threshold_policy
+from ssmar.aplt.screens import make_screen
 from ssmar.cli.train import run_training
 from ssmar.config import load_config
 from ssmar.engine.trainer import Trainer
+from ssmar.errors import SsmarError
 
 APLT_TINY = ["algorithm.name=aplt", "data.labelled_ratio=0.3", "algorithm.params.num_aug=2",
              "algorithm.params.p_cutoff=0.5", "train.unsup_rampup=0"]
@@ -30,7 +32,8 @@ def test_offline_round_screens_far_points_and_refines_prototypes() -> None:
     features = torch.cat([near, far])
     labels = torch.full((33,), -1)
     labels[[0, 10, 20]] = torch.tensor([0, 1, 2])
-    result = offline_round(features, labels, 3, make_threshold_policy("mean"))
+    result = offline_round(features, labels, 3, make_labeller("kmeans"), make_screen("paper", policy="mean"),
+                           groups=torch.arange(33))
     assert result.assign[:30].tolist() == [c for c in range(3) for _ in range(10)]
     assert not result.keep[labels >= 0].any(), "labelled rows are never 'kept' pseudo-labels"
     assert result.keep[30:].sum() < 3 and result.keep[:30].sum() >= 15
@@ -38,8 +41,9 @@ def test_offline_round_screens_far_points_and_refines_prototypes() -> None:
     kept[[0, 10, 20]] = True
     expected = F.normalize(torch.stack([features[kept & (result.assign == c)].mean(0) for c in range(3)]), dim=1)
     assert torch.allclose(result.prototypes, expected, atol=1e-5)
-    table, flags = scatter_pseudo_labels(40, torch.arange(33) + 7, result.assign, result.keep)
-    assert table[:7].eq(-1).all() and torch.equal(table[7:], result.assign) and torch.equal(flags[7:], result.keep)
+    assert torch.equal(result.weight, result.keep.float())  # a hard screen: weight 1 on kept rows
+    table, weights = scatter_pseudo_labels(40, torch.arange(33) + 7, result.assign, result.weight)
+    assert table[:7].eq(-1).all() and torch.equal(table[7:], result.assign) and torch.equal(weights[7:], result.weight)
 
 
 def test_agreement_screen_drops_rows_where_cluster_and_classifier_disagree() -> None:
@@ -48,11 +52,11 @@ def test_agreement_screen_drops_rows_where_cluster_and_classifier_disagree() -> 
     features = F.normalize(centres.repeat_interleave(10, 0) + 0.05 * torch.randn(30, 8), dim=1)
     labels = torch.full((30,), -1)
     labels[[0, 10, 20]] = torch.tensor([0, 1, 2])
-    policy = make_threshold_policy("none")
-    plain = offline_round(features, labels, 3, policy)
+    kmeans, keep_all, groups = make_labeller("kmeans"), make_screen("none"), torch.arange(30)
+    plain = offline_round(features, labels, 3, kmeans, keep_all, groups)
     classifier = plain.assign.clone()
     classifier[[1, 2, 11]] = (classifier[[1, 2, 11]] + 1) % 3  # the linear head disagrees on three clips
-    screened = offline_round(features, labels, 3, policy, classifier_labels=classifier)
+    screened = offline_round(features, labels, 3, kmeans, keep_all, groups, classifier_labels=classifier)
     assert plain.keep[[1, 2, 11]].all() and not screened.keep[[1, 2, 11]].any()
     others = torch.ones(30, dtype=torch.bool)
     others[[1, 2, 11]] = False
@@ -89,7 +93,7 @@ def test_sync_ablation_recomputes_prototypes_every_step(synth_file: Path, tmp_pa
 
 def test_resume_mid_round_restores_the_same_pseudo_labels(synth_file: Path, tmp_path: Path) -> None:
     overrides = ["train.epochs=4", "train.steps_per_epoch=2", "algorithm.params.warmup_epochs=1",
-                 "algorithm.params.period=2", "algorithm.params.threshold_policy=ema"]
+                 "algorithm.params.period=2", "algorithm.params.screen_params={policy: ema}"]
     straight = aplt_trainer(synth_file, tmp_path / "a", *overrides)
     straight.fit()
     first = aplt_trainer(synth_file, tmp_path / "b", *overrides)
@@ -132,7 +136,7 @@ def test_evaluation_reports_the_prototype_head_beside_the_linear_head(synth_file
     model = trainer.ema.module.eval()
     with torch.no_grad():
         feat = model(trainer.data.evaluation.clips)["feat"]
-    nearest = (F.normalize(feat, dim=1) @ trainer.algorithm.memory.prototypes.T).argmax(1)
+    nearest = (F.normalize(feat, dim=1) @ trainer.algorithm.eval_prototypes.T).argmax(1)
     assert metrics["prototype_top1"] == pytest.approx(float((nearest == labels).float().mean() * 100), abs=1e-3)
     assert 0 <= metrics["fused_top1"] <= 100
     trainer.algorithm.params["fusion"] = 1.0  # the default: top1 is fused, the linear head is the diagnostic
@@ -152,3 +156,47 @@ def test_short_aplt_run_on_utd_mhad_beats_chance(utd_file: Path, tmp_path: Path)
     rounds = json.loads((tmp_path / "aplt_rounds.json").read_text())["rounds"]
     assert len(rounds) == 2 and all(0 < r["coverage"] <= 1 for r in rounds)
     assert all(r["accuracy"] > 1 / 27 for r in rounds), "offline pseudo-labels beat chance"
+
+
+@pytest.mark.parametrize("labeller", ["kmeans", "multiproto", "labelprop", "posterior"])
+def test_every_labeller_with_the_precision_screen_drives_training(labeller: str, synth_file: Path,
+                                                                  tmp_path: Path) -> None:
+    trainer = aplt_trainer(synth_file, tmp_path, "train.steps_per_epoch=2", "algorithm.params.warmup_epochs=0",
+                           f"algorithm.params.labeller={labeller}", "algorithm.params.screen=precision",
+                           "algorithm.params.bank_views=2")
+    trainer.algorithm.on_epoch_start(0)
+    record = trainer._train_epoch(None)
+    assert record["loss_sup_margin"] > 0 and torch.isfinite(torch.tensor(record["loss"]))
+    rounds = json.loads((tmp_path / "aplt_rounds.json").read_text())["rounds"]
+    assert 0 <= rounds[0]["coverage"] <= 1 and rounds[0]["space_drift_weak"] >= 0
+    weight = trainer.algorithm.pseudo_weight
+    assert set(weight.unique().tolist()) <= {0.0, 1.0}  # a hard screen
+    assert (trainer.algorithm.pseudo_labels[weight > 0] >= 0).all()
+
+
+def test_same_space_prototypes_sit_closer_to_the_features_the_margin_loss_sees(synth_file: Path,
+                                                                               tmp_path: Path) -> None:
+    drift = {}
+    for same_space in (False, True):
+        work_dir = tmp_path / str(same_space)
+        trainer = aplt_trainer(synth_file, work_dir, "train.steps_per_epoch=1", "train.epochs=2",
+                               "algorithm.params.warmup_epochs=1", f"algorithm.params.same_space={same_space}")
+        trainer.fit()
+        algorithm = trainer.algorithm
+        drift[same_space] = json.loads((work_dir / "aplt_rounds.json").read_text())["rounds"][0]["space_drift_weak"]
+        if same_space:  # the loss's prototypes come from the online model, inference keeps the EMA model's
+            assert not torch.allclose(algorithm.memory.prototypes, algorithm.eval_prototypes)
+    assert drift[True] < drift[False]
+
+
+def test_paper_preset_and_bad_names(synth_file: Path, tmp_path: Path) -> None:
+    paper = aplt_trainer(synth_file, tmp_path / "p", "algorithm.params.preset=paper",
+                         "algorithm.params.screen_params={policy: quantile, q: 0.5}").algorithm.params
+    assert (paper["labeller"], paper["screen"], paper["bank_views"], paper["margin_norm"]) == ("kmeans", "paper", 1,
+                                                                                              "kept")
+    assert paper["screen_params"] == {"policy": "quantile", "q": 0.5}  # explicit params win over the preset
+    for key, value, valid in (("labeller", "spectral", "kmeans"), ("screen", "oracle", "precision"),
+                              ("preset", "best", "paper")):
+        with pytest.raises(SsmarError, match=valid) as error:
+            aplt_trainer(synth_file, tmp_path / key, f"algorithm.params.{key}={value}")
+        assert "\n" not in str(error.value)

@@ -79,5 +79,5 @@ def test_two_processes_match_one_with_the_same_global_batch(algorithm: str, synt
         for record in rounds:
             record[0].pop("seconds")
         assert rounds[0] == rounds[1]
-        for key in ("prototypes", "pseudo_labels", "pseudo_keep"):
+        for key in ("prototypes", "train_prototypes", "pseudo_labels", "pseudo_weight"):
             assert torch.equal(states[0]["algorithm"][key], states[1]["algorithm"][key]), key

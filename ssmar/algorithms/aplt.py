@@ -1,13 +1,15 @@
 """APLT: Asynchronous Pseudo Labeling and Training (Zhang et al., IJCAI 2025).
 
 Offline (backbone frozen, every ``period`` epochs after ``warmup_epochs``): embed all
-training clips (plus ``num_aug`` weak views of each labelled clip), run semi-supervised
-k-means, screen unlabelled clips with per-class thresholds, and freeze the refined centres
-as the prototype classifier. Online: the linear head learns from labels and FixMatch-style
+training clips (plus ``num_aug`` weak views of each labelled clip, each row averaged over
+``bank_views`` passes), label them with a pluggable labeller (the paper's semi-supervised
+k-means, or a stronger one), screen the unlabelled clips, and freeze the refined centres as
+the prototype classifier. Online: the linear head learns from labels and FixMatch-style
 confident predictions; the prototype head learns with an additive-margin softmax from the
 labels and the *offline* pseudo-labels, which stay fixed until the next round.
 ``mode=sync`` is the ablation the paper argues against: pseudo-labels and prototypes are
-recomputed every step from the live model. See docs/aplt.md for every choice marked ours.
+recomputed every step from the live model. ``preset=paper`` restores the paper-faithful
+configuration. See docs/aplt.md for every choice marked ours.
 """
 
 from __future__ import annotations
@@ -21,23 +23,33 @@ import torch.nn.functional as F
 
 from ssmar.algorithms.base import Algorithm, Batch, StepResult
 from ssmar.algorithms.hooks import confidence_mask, consistency_loss
-from ssmar.aplt.diagnostics import accuracy_at_coverage, cluster_purity, pseudo_label_quality
-from ssmar.aplt.feature_bank import build_feature_bank
+from ssmar.aplt.diagnostics import compare_with_classifier
+from ssmar.aplt.feature_bank import FeatureBank, build_feature_bank
+from ssmar.aplt.labellers import make_labeller
 from ssmar.aplt.losses import additive_margin_loss
 from ssmar.aplt.offline import OfflineRound, offline_round, scatter_pseudo_labels
 from ssmar.aplt.plots import plot_rounds
-from ssmar.aplt.prototypes import PrototypeMemory, prototype_drift
-from ssmar.aplt.thresholds import make_threshold_policy
+from ssmar.aplt.prototypes import PrototypeMemory, prototype_drift, refine_prototypes
+from ssmar.aplt.screens import make_screen
 from ssmar.engine import faults
 from ssmar.engine.distributed import all_reduce_sum, broadcast_
 from ssmar.errors import SsmarError
 from ssmar.utils.io import save_json
+
+# The paper-faithful configuration (docs/aplt.md): one k-means centre per class, the per-class
+# mean-distance threshold, one clean pass per clip, the margin loss averaged over kept clips,
+# prototypes applied to the online features as they come.
+PAPER_PRESET: dict[str, Any] = {
+    "labeller": "kmeans", "labeller_params": {}, "screen": "paper", "screen_params": {},
+    "bank_views": 1, "margin_norm": "kept", "same_space": False,
+}
 
 
 class APLT(Algorithm):
     name = "aplt"
     needs_labelled_strong = True
     defaults = {
+        "preset": None,  # None (the defaults below) | paper (PAPER_PRESET; explicit params still win)
         "p_cutoff": 0.95,  # confidence threshold of L_u^logits (FixMatch part) [paper: FixMatch-style]
         "lambda_u": 1.0,  # weight of the unlabelled losses
         "lambda_m": 1.0,  # weight of the margin losses; 0 = "no margin losses" ablation
@@ -46,10 +58,14 @@ class APLT(Algorithm):
         "warmup_epochs": 5,  # W: epochs before the first offline round (linear head only)
         "period": 5,  # E: epochs of online training between offline rounds
         "num_aug": 4,  # A: weak views per labelled clip in the feature bank; 0 = ablation
-        "threshold_policy": "mean",  # mean | quantile | ema | labelled | fixed | none
-        "threshold_params": {},  # q (quantile), momentum (ema), c (labelled), value (fixed)
-        "agreement": False,  # also screen out clips whose cluster differs from the frozen linear head's argmax [ours]
-        "kmeans_iters": 50,
+        "bank_views": 1,  # passes averaged per bank row: the clean clip + (bank_views - 1) weak views [ours]
+        "labeller": "kmeans",  # kmeans [paper] | multiproto | labelprop | posterior (ssmar/aplt/labellers.py)
+        "labeller_params": {},  # the labeller's options, e.g. {k: 15} for labelprop
+        "screen": "paper",  # paper (per-class distance thresholds) | precision | none (ssmar/aplt/screens.py)
+        "screen_params": {},  # the screen's options, e.g. {policy: ema} for paper, {target: 0.9} for precision
+        "agreement": False,  # also screen out clips whose label differs from the frozen linear head's argmax [ours]
+        "margin_norm": "batch",  # L_u^margin over the batch size, as L_u^logits (batch) | over the kept clips (kept)
+        "same_space": False,  # margin loss against prototypes re-embedded by the online model (see docs/aplt.md)
         "bank_model": "ema",  # which weights embed the bank: ema (what is evaluated) | online
         "bank_batch_size": 256,
         # inference: probs = softmax(linear) + fusion * softmax(s * cos to prototypes); 1 chosen on a
@@ -60,18 +76,27 @@ class APLT(Algorithm):
     }
 
     def __init__(self, model: nn.Module, num_classes: int, params: dict[str, Any], context):
-        super().__init__(model, num_classes, params, context)
+        preset = params.get("preset")
+        if preset not in (None, "paper"):
+            raise SsmarError(f"algorithm.params.preset must be null or 'paper', got {preset!r}")
+        super().__init__(model, num_classes, {**(PAPER_PRESET if preset == "paper" else {}), **params}, context)
         p = self.params
-        if p["mode"] not in ("async", "sync"):
-            raise SsmarError(f"algorithm.params.mode must be 'async' or 'sync', got {p['mode']!r}")
-        if p["period"] < 1 or p["warmup_epochs"] < 0:
-            raise SsmarError("algorithm.params: need period >= 1 and warmup_epochs >= 0")
-        self.policy = make_threshold_policy(p["threshold_policy"], **(p["threshold_params"] or {}))
+        choices = {"mode": ("async", "sync"), "margin_norm": ("batch", "kept"), "bank_model": ("ema", "online")}
+        for key, valid in choices.items():
+            if p[key] not in valid:
+                raise SsmarError(f"algorithm.params.{key} must be one of {list(valid)}, got {p[key]!r}")
+        if p["period"] < 1 or p["warmup_epochs"] < 0 or p["bank_views"] < 1:
+            raise SsmarError("algorithm.params: need period >= 1, warmup_epochs >= 0 and bank_views >= 1")
+        self.labeller = make_labeller(p["labeller"], **(p["labeller_params"] or {}))
+        self.screen = make_screen(p["screen"], **(p["screen_params"] or {}))
         backbone = self._unwrap(model)
-        self.memory = PrototypeMemory(num_classes, backbone.embed_dim).to(context.device)
+        self.memory = PrototypeMemory(num_classes, backbone.embed_dim).to(context.device)  # what L^margin uses
+        self.eval_prototypes = torch.zeros(num_classes, backbone.embed_dim, device=context.device)  # inference
         train_size = len(context.data.train)
         self.pseudo_labels = torch.full((train_size,), -1, dtype=torch.long)
-        self.pseudo_keep = torch.zeros(train_size, dtype=torch.bool)
+        self.pseudo_weight = torch.zeros(train_size)
+        # [train, D] every clip in the space the margin loss's prototypes live in, until the drift is measured
+        self.space_features: torch.Tensor | None = None
         self.round = 0
         self.rounds: list[dict[str, Any]] = []
         self.sync_bank: torch.Tensor | None = None  # sync mode: live features of every train clip
@@ -99,53 +124,86 @@ class APLT(Algorithm):
         ctx, p = self.context, self.params
         started = time.time()
         encoder = ctx.ema_model if p["bank_model"] == "ema" else self._unwrap(self.model)
-        was_training = encoder.training
-        encoder.eval()
-        data = ctx.data
-        generator = torch.Generator().manual_seed(int(ctx.cfg["seed"]) * 1_000_003 + self.round)
-        clips, embed, bank_logits = self._bank_shard(encoder)
-        bank = build_feature_bank(embed, clips, data.labelled, data.train.labels[data.labelled], data.unlabelled,
-                                  num_aug=int(p["num_aug"]), augment=ctx.weak_augment, generator=generator,
-                                  batch_size=int(p["bank_batch_size"]), device=ctx.device, progress=ctx.progress)
-        encoder.train(was_training)
-        all_reduce_sum(bank.features)  # each row is non-zero on the one process that embedded it
-        logits_seen = all_reduce_sum(bank_logits())
+        bank = self._embed_bank(encoder, int(p["num_aug"]), int(p["bank_views"]), batch_norm="eval")
         faults.point("offline")
-        if len(logits_seen) != len(bank.features):
-            raise SsmarError(f"APLT: {len(logits_seen)} logits for {len(bank.features)} bank rows")
-        result = offline_round(bank.features, bank.labels, self.num_classes, self.policy,
-                               max_iter=int(p["kmeans_iters"]),
-                               classifier_labels=logits_seen.argmax(dim=1) if p["agreement"] else None)
-        for shared in (result.prototypes, result.centres, result.assign, result.keep):
+        result = offline_round(bank.features, bank.labels, self.num_classes, self.labeller, self.screen,
+                               groups=bank.dataset_index, logits=bank.logits,
+                               classifier_labels=bank.logits.argmax(dim=1) if p["agreement"] else None)
+        for shared in (result.prototypes, result.centres, result.assign, result.weight):
             broadcast_(shared)  # rank 0's round everywhere, even where GPU k-means is not bit-reproducible
-        previous = self.memory.prototypes.clone()
-        self.memory.update(result.prototypes)
+        previous = self.eval_prototypes.clone()
+        self.eval_prototypes = F.normalize(result.prototypes.float(), dim=1)
+        originals = ~bank.is_view
+        self.space_features = self._train_table(bank.features[originals], bank.dataset_index[originals])
+        if p["same_space"]:
+            self.space_features = self._same_space_features()
+            labels = torch.full((len(ctx.data.train),), -1, dtype=torch.long, device=ctx.device)
+            labels[ctx.data.labelled.to(ctx.device)] = ctx.data.train.labels[ctx.data.labelled].to(ctx.device)
+            assign = self._train_table(result.assign[originals, None].float(), bank.dataset_index[originals])
+            keep = self._train_table(result.keep[originals, None].float(), bank.dataset_index[originals])
+            self.memory.update(refine_prototypes(self.space_features, assign[:, 0].long(), keep[:, 0].bool(),
+                                                 labels, self.num_classes, result.prototypes))
+        else:
+            self.memory.update(result.prototypes)
         unlabelled_rows = bank.is_unlabelled
         positions = bank.dataset_index[unlabelled_rows]
-        self.pseudo_labels, self.pseudo_keep = scatter_pseudo_labels(
-            len(data.train), positions, result.assign[unlabelled_rows], result.keep[unlabelled_rows])
+        self.pseudo_labels, self.pseudo_weight = scatter_pseudo_labels(
+            len(ctx.data.train), positions, result.assign[unlabelled_rows], result.weight[unlabelled_rows])
         if p["mode"] == "sync":
             self._init_sync_bank(bank.features, bank.dataset_index, bank.is_view, result.centres)
-        logits = logits_seen[-len(positions):] if len(positions) else torch.empty(0, self.num_classes)
+        logits = bank.logits[unlabelled_rows]
         self.round += 1
         self._record_round(epoch, result, positions, unlabelled_rows, logits, previous, time.time() - started)
         return result
 
+    def _embed_bank(self, encoder: nn.Module, num_aug: int, views: int, batch_norm: str) -> FeatureBank:
+        """The feature bank of every training clip, embedded by ``encoder`` without gradients.
+
+        ``batch_norm="eval"``: the encoder in eval mode (running statistics); ``"batch"``: its
+        BatchNorm layers normalise with each bank batch's own statistics, as in a training step,
+        without updating the running statistics (everything else in eval mode). Work is split over
+        DDP processes (:meth:`_bank_shard`) and summed, so every process holds the whole bank.
+        """
+        ctx = self.context
+        modes = {module: module.training for module in encoder.modules()}
+        encoder.eval()
+        saved = {}
+        if batch_norm == "batch":
+            for module in encoder.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    saved[module] = (module.momentum, module.num_batches_tracked.clone())
+                    module.momentum = 0.0  # running = 1 · running + 0 · batch: unchanged
+                    module.train()
+        generator = torch.Generator().manual_seed(int(ctx.cfg["seed"]) * 1_000_003 + self.round)
+        clips, embed = self._bank_shard(encoder)
+        try:
+            bank = build_feature_bank(embed, clips, ctx.data.labelled, ctx.data.train.labels[ctx.data.labelled],
+                                      ctx.data.unlabelled, num_aug=num_aug, augment=ctx.weak_augment,
+                                      generator=generator, batch_size=int(self.params["bank_batch_size"]),
+                                      device=ctx.device, progress=ctx.progress, views=views)
+        finally:
+            for module, (momentum, tracked) in saved.items():
+                module.momentum = momentum
+                module.num_batches_tracked.copy_(tracked)
+            for module, training in modes.items():
+                module.train(training)
+        all_reduce_sum(bank.features)  # each row is non-zero on the one process that embedded it
+        all_reduce_sum(bank.logits)
+        return bank
+
     def _bank_shard(self, encoder: nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor],
-                                                       Callable[[torch.Tensor], torch.Tensor],
-                                                       Callable[[], torch.Tensor]]:
-        """``clips_fn`` and ``embed_fn`` for ``build_feature_bank`` that split its work over DDP processes,
-        and a function returning the logits of the rows embedded here (zeros elsewhere).
+                                                       Callable[[torch.Tensor], dict[str, torch.Tensor]]]:
+        """``clips_fn`` and ``embed_fn`` for ``build_feature_bank`` that split its work over DDP processes.
 
         The bank loads one batch (``clips_fn``), then embeds it and its augmented views; load i is
-        process i mod N's. The others stand in zeros for its clips (never loaded) and embeddings, so
+        process i mod N's. The others stand in zeros for its clips (never loaded) and outputs, so
         every process draws the same augmentation stream as one process would, and the sum over
         processes is, bit for bit, the bank one process builds (x + 0 = x). One process: plain calls.
         """
         ctx = self.context
         world, rank = ctx.dist.world_size, ctx.dist.rank
         dim = self.memory.prototypes.shape[1]
-        loads, logits = [], []
+        loads: list[bool] = []
 
         def clips(indices: torch.Tensor) -> torch.Tensor:
             loads.append(len(loads) % world == rank)
@@ -153,15 +211,25 @@ class APLT(Algorithm):
                 return ctx.clips(indices)
             return torch.zeros((len(indices), *ctx.data.train.clips.shape[1:]), device=ctx.device)
 
-        def embed(x: torch.Tensor) -> torch.Tensor:
+        def embed(x: torch.Tensor) -> dict[str, torch.Tensor]:
             if not loads[-1]:
-                logits.append(torch.zeros(len(x), self.num_classes, device=x.device))
-                return torch.zeros(len(x), dim, device=x.device)
+                return {"feat": torch.zeros(len(x), dim, device=x.device),
+                        "logits": torch.zeros(len(x), self.num_classes, device=x.device)}
             out = encoder(x)
-            logits.append(out["logits"].float())
-            return out["feat"]
+            return {"feat": out["feat"], "logits": out["logits"].float()}
 
-        return clips, embed, lambda: torch.cat(logits)
+        return clips, embed
+
+    def _train_table(self, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Bank rows [n, D] scattered into a train-set table [train, D] (zeros where no row)."""
+        table = torch.zeros(len(self.context.data.train), rows.shape[1], device=rows.device)
+        table[positions] = rows.float()
+        return table
+
+    def _same_space_features(self) -> torch.Tensor:
+        """Every training clip embedded as the margin loss sees it: the online model with batch statistics."""
+        bank = self._embed_bank(self._unwrap(self.model), num_aug=0, views=1, batch_norm="batch")
+        return self._train_table(bank.features, bank.dataset_index)
 
     def _record_round(self, epoch: int, result: OfflineRound, positions: torch.Tensor, rows: torch.Tensor,
                       logits: torch.Tensor, previous: torch.Tensor, seconds: float) -> None:
@@ -170,44 +238,38 @@ class APLT(Algorithm):
             return
         true = self.context.data.train.labels[positions.cpu()]
         assign, keep = result.assign[rows].cpu(), result.keep[rows].cpu()
-        quality = pseudo_label_quality(assign, keep, true, self.num_classes)
-        probs = logits.softmax(dim=1).cpu()
-        confidence, predicted = probs.max(dim=1)
-        coverage = quality["coverage"]
-        fixmatch_mask = confidence >= self.params["p_cutoff"]
         record = {
             "round": self.round, "epoch": epoch, "seconds": seconds,
-            "coverage": coverage, "accuracy": quality["accuracy"],
-            "accuracy_unscreened": quality["accuracy_unscreened"],
-            "purity": cluster_purity(assign, true, self.num_classes),
-            # FixMatch-style labels of the same frozen model: argmax kept by confidence,
-            # compared at APLT's coverage and at its own threshold.
-            "classifier_accuracy_at_equal_coverage": accuracy_at_coverage(confidence, predicted, true, coverage)
-            if coverage > 0 else None,
-            "aplt_margin_accuracy_at_equal_coverage": accuracy_at_coverage(result.margin[rows].cpu(), assign, true,
-                                                                           coverage) if coverage > 0 else None,
-            # Accuracy-coverage curves (coverage 0.1 ... 1.0): APLT ranked by distance relative to its
-            # class threshold (the order its screening uses), the classifier by confidence.
-            "coverage_levels": COVERAGE_LEVELS,
-            "aplt_accuracy_curve": accuracy_curve(-relative_distance(result, rows), assign, true),
-            "classifier_accuracy_curve": accuracy_curve(confidence, predicted, true),
-            "classifier_threshold_coverage": float(fixmatch_mask.float().mean()),
-            "classifier_threshold_accuracy": float((predicted == true)[fixmatch_mask].float().mean())
-            if fixmatch_mask.any() else None,
+            **compare_with_classifier(assign, keep, result.screening_order(rows), true, logits.cpu(),
+                                      float(self.params["p_cutoff"]), self.num_classes),
             "thresholds": [None if not torch.isfinite(t) else float(t) for t in result.thresholds.cpu()],
-            "kept_per_class": quality["per_class"]["kept"],
-            "per_class": quality["per_class"],
-            "drift_mean": float(prototype_drift(previous, self.memory.prototypes).mean()) if self.round > 1 else None,
-            "kmeans_iterations": result.iterations, "kmeans_converged": result.converged,
+            "drift_mean": float(prototype_drift(previous, self.eval_prototypes).mean()) if self.round > 1 else None,
         }
         self.rounds.append(record)
         self.context.logger.info(
-            f"APLT round {self.round} (epoch {epoch}): kept {coverage:.1%} of unlabelled at accuracy "
-            f"{quality['accuracy']:.1%} (classifier at equal coverage "
-            f"{record['classifier_accuracy_at_equal_coverage'] or 0:.1%}); purity {record['purity']:.1%}; "
-            f"{result.iterations} k-means iterations; {seconds:.1f}s")
+            f"APLT round {self.round} (epoch {epoch}): kept {record['coverage']:.1%} of unlabelled at accuracy "
+            f"{record['accuracy']:.1%} (classifier at equal coverage "
+            f"{record['classifier_accuracy_at_equal_coverage'] or 0:.1%}); {self.params['labeller']} labeller, "
+            f"{self.params['screen']} screen; {seconds:.1f}s")
+        self._save_rounds()
+
+    def _save_rounds(self) -> None:
         save_json({"rounds": self.rounds}, self.context.work_dir / "aplt_rounds.json")
         plot_rounds(self.rounds, self.context.work_dir / "aplt_rounds.png")
+
+    @torch.no_grad()
+    def _record_space_drift(self, batch: Batch, feat_weak: torch.Tensor, feat_strong: torch.Tensor) -> None:
+        """Cosine distance between the unlabelled clips' features in the prototypes' space and the
+        online features the margin loss sees, at the first step after a round (docs/aplt.md)."""
+        if self.space_features is None or not self.rounds or "space_drift_strong" in self.rounds[-1]:
+            return
+        reference = self.space_features[batch.idx_ulb.to(self.space_features.device)]
+
+        def drift(feat: torch.Tensor) -> float:
+            return float((1 - F.cosine_similarity(F.normalize(feat.float(), dim=1), reference, dim=1)).mean())
+
+        self.rounds[-1].update({"space_drift_weak": drift(feat_weak), "space_drift_strong": drift(feat_strong)})
+        self._save_rounds()
 
     # ------------------------------------------------------------------ synchronous ablation
     def _init_sync_bank(self, features: torch.Tensor, index: torch.Tensor, is_view: torch.Tensor,
@@ -218,19 +280,21 @@ class APLT(Algorithm):
 
     @torch.no_grad()
     def _sync_update(self, batch: Batch, feat_lb: torch.Tensor, feat_ulb: torch.Tensor) -> None:
-        """Refresh the live bank with this step's features, then re-cluster and re-screen."""
+        """Refresh the live bank with this step's features, then re-cluster (k-means, warm-started) and re-screen."""
         data = self.context.data
         self.sync_bank[batch.idx_lb] = F.normalize(feat_lb.detach().float(), dim=1)
         self.sync_bank[batch.idx_ulb] = F.normalize(feat_ulb.detach().float(), dim=1)
         labels = torch.full((len(self.sync_bank),), -1, dtype=torch.long, device=self.sync_bank.device)
         labels[data.labelled.to(labels.device)] = data.train.labels[data.labelled].to(labels.device)
-        result = offline_round(self.sync_bank, labels, self.num_classes, self.policy,
-                               max_iter=int(self.params["sync_kmeans_iters"]), init_centres=self.sync_centres)
+        labeller = make_labeller("kmeans", iters=int(self.params["sync_kmeans_iters"]))
+        result = offline_round(self.sync_bank, labels, self.num_classes, labeller, self.screen,
+                               groups=torch.arange(len(labels), device=labels.device), init_centres=self.sync_centres)
         self.sync_centres = result.centres
         self.memory.update(result.prototypes)
+        self.eval_prototypes = self.memory.prototypes.clone()
         unlabelled = data.unlabelled.to(labels.device)
-        self.pseudo_labels, self.pseudo_keep = scatter_pseudo_labels(
-            len(self.sync_bank), unlabelled, result.assign[unlabelled], result.keep[unlabelled])
+        self.pseudo_labels, self.pseudo_weight = scatter_pseudo_labels(
+            len(self.sync_bank), unlabelled, result.assign[unlabelled], result.weight[unlabelled])
 
     # ------------------------------------------------------------------ online phase
     def train_step(self, batch: Batch) -> StepResult:
@@ -250,29 +314,31 @@ class APLT(Algorithm):
                               pseudo_labels=fixmatch_labels, mask=fixmatch_mask)
         if p["mode"] == "sync":
             self._sync_update(batch, lb_weak["feat"], ulb_weak["feat"])
+        elif self.context.dist.is_main:
+            self._record_space_drift(batch, ulb_weak["feat"], ulb_strong["feat"])
         positions = batch.idx_ulb.cpu()
         offline_labels = self.pseudo_labels[positions].to(batch.idx_ulb.device)
-        offline_keep = self.pseudo_keep[positions].to(batch.idx_ulb.device)
+        offline_weight = self.pseudo_weight[positions].to(batch.idx_ulb.device)
         loss_sup_margin = additive_margin_loss(self.memory(lb_strong["feat"]), batch.y_lb, p["margin"], p["scale"])
         loss_u_margin = additive_margin_loss(self.memory(ulb_strong["feat"]), offline_labels, p["margin"], p["scale"],
-                                             weight=offline_keep.float())
+                                             weight=offline_weight, per_batch=p["margin_norm"] == "batch")
         loss = (loss_sup + p["lambda_m"] * loss_sup_margin
                 + weight_u * (loss_u_logits + p["lambda_m"] * loss_u_margin))
         stats.update({"loss_sup_margin": loss_sup_margin.item(), "loss_u_margin": loss_u_margin.item(),
-                      "offline_keep": offline_keep.float().mean().item()})
-        return StepResult(loss=loss, stats=stats, pseudo_labels=offline_labels.clamp_min(0), mask=offline_keep.float())
+                      "offline_keep": (offline_weight > 0).float().mean().item()})
+        return StepResult(loss=loss, stats=stats, pseudo_labels=offline_labels.clamp_min(0), mask=offline_weight)
 
     def epoch_stats(self) -> dict[str, Any]:
         return {"aplt_round": self.round}
 
     # ------------------------------------------------------------------ inference and state
     def score_outputs(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
-        return fused_scores(out, self.memory.prototypes, self.params) if self.prototypes_ready else out["logits"]
+        return fused_scores(out, self.eval_prototypes, self.params) if self.prototypes_ready else out["logits"]
 
     def diagnostic_scorers(self) -> dict[str, Callable[[dict[str, torch.Tensor]], torch.Tensor]]:
         if not self.prototypes_ready:
             return {}
-        prototypes, scale = self.memory.prototypes, self.params["scale"]
+        prototypes, scale = self.eval_prototypes, self.params["scale"]
         scorers = {"prototype": lambda out: scale * prototype_cosine(out["feat"], prototypes)}
         if self.params["fusion"]:  # the linear head alone, as every other method is scored
             scorers["linear"] = lambda out: out["logits"]
@@ -290,35 +356,28 @@ class APLT(Algorithm):
         return lambda out: fused_scores(out, prototypes, merged)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"prototypes": self.memory.prototypes.cpu().clone(), "pseudo_labels": self.pseudo_labels.clone(),
-                "pseudo_keep": self.pseudo_keep.clone(), "round": self.round, "rounds": self.rounds,
-                "policy": self.policy.state_dict(),
-                "sync_bank": None if self.sync_bank is None else self.sync_bank.cpu(),
-                "sync_centres": None if self.sync_centres is None else self.sync_centres.cpu()}
+        def cpu(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor.cpu().clone()
+
+        return {"prototypes": cpu(self.eval_prototypes), "train_prototypes": cpu(self.memory.prototypes),
+                "pseudo_labels": self.pseudo_labels.clone(), "pseudo_weight": self.pseudo_weight.clone(),
+                "round": self.round, "rounds": self.rounds,
+                "screen": self.screen.state_dict(), "sync_bank": cpu(self.sync_bank),
+                "sync_centres": cpu(self.sync_centres)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        with torch.no_grad():  # exact copy: update() would re-normalise and move the last bit
-            self.memory.prototypes.copy_(state["prototypes"])
-        self.pseudo_labels, self.pseudo_keep = state["pseudo_labels"].clone(), state["pseudo_keep"].clone()
-        self.round, self.rounds = state["round"], list(state["rounds"])
-        self.policy.load_state_dict(state["policy"])
         device = self.context.device
-        self.sync_bank = None if state["sync_bank"] is None else state["sync_bank"].to(device)
-        self.sync_centres = None if state["sync_centres"] is None else state["sync_centres"].to(device)
 
+        def on_device(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor.to(device)
 
-COVERAGE_LEVELS = [round(0.1 * i, 1) for i in range(1, 11)]
-
-
-def relative_distance(result: OfflineRound, rows: torch.Tensor) -> torch.Tensor:
-    """Distance to the assigned centre over that class's threshold (finite thresholds only)."""
-    thresholds = result.thresholds.to(result.distance.device)
-    scale = torch.where(torch.isfinite(thresholds), thresholds, torch.ones_like(thresholds)).clamp_min(1e-12)
-    return (result.distance[rows] / scale[result.assign[rows]]).cpu()
-
-
-def accuracy_curve(scores: torch.Tensor, predicted: torch.Tensor, true: torch.Tensor) -> list[float]:
-    return [accuracy_at_coverage(scores, predicted, true, level) for level in COVERAGE_LEVELS]
+        with torch.no_grad():  # exact copy: update() would re-normalise and move the last bit
+            self.memory.prototypes.copy_(state["train_prototypes"])
+        self.eval_prototypes = state["prototypes"].to(device)
+        self.pseudo_labels, self.pseudo_weight = state["pseudo_labels"].clone(), state["pseudo_weight"].clone()
+        self.round, self.rounds = state["round"], list(state["rounds"])
+        self.screen.load_state_dict(state["screen"])
+        self.sync_bank, self.sync_centres = on_device(state["sync_bank"]), on_device(state["sync_centres"])
 
 
 def fused_scores(out: dict[str, torch.Tensor], prototypes: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:

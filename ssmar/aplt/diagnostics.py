@@ -97,3 +97,41 @@ def _check_same_shape(**tensors: Tensor) -> None:
     shapes = {name: tuple(t.shape) for name, t in tensors.items()}
     if len(set(shapes.values())) != 1 or next(iter(tensors.values())).ndim != 1:
         raise SsmarError(f"diagnostics: inputs must be 1-D of equal length, got {shapes}")
+
+
+COVERAGE_LEVELS = [round(0.1 * i, 1) for i in range(1, 11)]
+
+
+def accuracy_curve(scores: Tensor, pred: Tensor, true: Tensor) -> list[float]:
+    """Accuracy of the most confident share of predictions at each of :data:`COVERAGE_LEVELS`."""
+    return [accuracy_at_coverage(scores, pred, true, level) for level in COVERAGE_LEVELS]
+
+
+def compare_with_classifier(assign: Tensor, keep: Tensor, order: Tensor, true: Tensor, logits: Tensor,
+                            p_cutoff: float, num_classes: int) -> dict[str, Any]:
+    """One round's offline labels of the unlabelled clips against the same frozen model's classifier.
+
+    ``assign``/``keep`` are the offline labels and the screen's verdict, ``order`` the ranking the
+    screen keeps by (higher first), ``logits`` the classifier's on the same clips. The classifier
+    ranks by its top probability (FixMatch's labels), compared at the offline labels' coverage and
+    along the whole accuracy-coverage curve: the offline phase earns its cost only where it wins.
+    """
+    quality = pseudo_label_quality(assign, keep, true, num_classes)
+    coverage = quality["coverage"]
+    confidence, predicted = logits.float().softmax(dim=1).max(dim=1)
+    confident = confidence >= p_cutoff
+    return {
+        "coverage": coverage, "accuracy": quality["accuracy"], "accuracy_unscreened": quality["accuracy_unscreened"],
+        "purity": cluster_purity(assign, true, num_classes),
+        "classifier_accuracy_unscreened": _ratio(int((predicted == true).sum()), true.numel()),
+        "classifier_accuracy_at_equal_coverage": accuracy_at_coverage(confidence, predicted, true, coverage)
+        if coverage > 0 else None,
+        "coverage_levels": COVERAGE_LEVELS,
+        "aplt_accuracy_curve": accuracy_curve(order, assign, true),
+        "classifier_accuracy_curve": accuracy_curve(confidence, predicted, true),
+        "classifier_threshold_coverage": float(confident.float().mean()),
+        "classifier_threshold_accuracy": float((predicted == true)[confident].float().mean())
+        if confident.any() else None,
+        "kept_per_class": quality["per_class"]["kept"],
+        "per_class": quality["per_class"],
+    }

@@ -1,8 +1,11 @@
 """One offline round of APLT, from a feature bank to frozen prototypes and pseudo-labels.
 
-semi-supervised k-means → per-class thresholds → screening → refined prototypes. Kept
-apart from the model so it can be tested and benchmarked on any features, and reused by
-the synchronous ablation (which runs it every step on a live memory bank).
+labeller → screen → refined prototypes. The labeller (the paper's semi-supervised k-means or
+a stronger one, :mod:`ssmar.aplt.labellers`) gives every bank row a class and a certainty;
+the screen (:mod:`ssmar.aplt.screens`) decides which unlabelled rows are trusted; the
+prototypes are the class means of labelled and kept rows. Kept apart from the model so it
+can be tested and benchmarked on any features (``benchmarks/offline_labellers.py`` replays
+it on saved checkpoints), and reused by the synchronous ablation.
 """
 
 from __future__ import annotations
@@ -12,50 +15,52 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ssmar.aplt.labellers import Labeller
 from ssmar.aplt.prototypes import refine_prototypes
-from ssmar.aplt.ss_kmeans import semi_supervised_kmeans
-from ssmar.aplt.thresholds import ThresholdPolicy, screen
+from ssmar.aplt.screens import Screen
 
 
 @dataclass
 class OfflineRound:
-    assign: Tensor  # [N] cluster of every bank row (labelled rows: their label)
-    keep: Tensor  # [N] bool: unlabelled rows that pass their class threshold
-    distance: Tensor  # [N] cosine distance to the assigned centre
-    margin: Tensor  # [N] distance to the second centre minus distance to the own one
-    thresholds: Tensor  # [K]
-    centres: Tensor  # [K, D] k-means centres
+    assign: Tensor  # [N] class of every bank row (labelled rows: their label)
+    score: Tensor  # [N] the labeller's certainty (higher = more certain)
+    keep: Tensor  # [N] bool: unlabelled rows that pass the screen
+    weight: Tensor  # [N] loss weight of each kept row (1 for hard screens)
+    thresholds: Tensor  # [K] per-class score thresholds of the screen
+    centres: Tensor  # [K, D] the labeller's class centres
     prototypes: Tensor  # [K, D] refined from labelled + kept members
-    iterations: int
-    converged: bool
+
+    def screening_order(self, rows: Tensor) -> Tensor:
+        """Score above the own class's threshold (where finite): the order in which the screen keeps rows."""
+        thresholds = self.thresholds.to(self.score.device)
+        finite = torch.where(torch.isfinite(thresholds), thresholds, torch.zeros_like(thresholds))
+        return (self.score[rows] - finite[self.assign[rows]]).cpu()
 
 
-def offline_round(features: Tensor, labels: Tensor, num_classes: int, policy: ThresholdPolicy,
-                  max_iter: int = 50, chunk_size: int = 65536, init_centres: Tensor | None = None,
+def offline_round(features: Tensor, labels: Tensor, num_classes: int, labeller: Labeller, screen: Screen,
+                  groups: Tensor, logits: Tensor | None = None, init_centres: Tensor | None = None,
                   classifier_labels: Tensor | None = None) -> OfflineRound:
-    """Cluster, screen and refine. ``labels`` is -1 on unlabelled rows; ``features`` are L2-normalised.
+    """Label, screen and refine. ``labels`` is -1 on unlabelled rows; ``features`` are L2-normalised;
+    ``groups`` is the clip of each row (a labelled clip and its views share one), for cross-fitting screens.
 
     ``classifier_labels`` (one per row), when given, adds an agreement screen: an unlabelled row
-    is kept only where its cluster equals the frozen classifier's prediction [ours].
+    is kept only where its class equals the frozen classifier's prediction [ours].
     """
-    result = semi_supervised_kmeans(features, labels, num_classes, max_iter=max_iter, chunk_size=chunk_size,
-                                    init_centres=init_centres)
-    is_unlabelled = labels < 0
-    thresholds = policy.compute(result.distance, result.assign, is_unlabelled, ~is_unlabelled, num_classes)
-    keep = screen(result.distance, result.assign, thresholds) & is_unlabelled
+    labelling = labeller(features, labels, num_classes, logits=logits, init_centres=init_centres)
+    screened = screen(labeller, labelling, features, labels, groups, num_classes, logits=logits)
+    keep = screened.keep.to(features.device) & (labels.to(features.device) < 0)
     if classifier_labels is not None:
-        keep &= result.assign == classifier_labels.to(result.assign.device)
-    prototypes = refine_prototypes(features, result.assign, keep, labels, num_classes, result.centres, chunk_size)
-    return OfflineRound(assign=result.assign, keep=keep, distance=result.distance,
-                        margin=result.second_distance - result.distance, thresholds=thresholds,
-                        centres=result.centres, prototypes=prototypes, iterations=result.iterations,
-                        converged=result.converged)
+        keep &= labelling.assign == classifier_labels.to(labelling.assign.device)
+    weight = torch.where(keep, screened.weight.to(features.device), torch.zeros_like(screened.weight.to(features.device)))
+    prototypes = refine_prototypes(features, labelling.assign, keep, labels, num_classes, labelling.centres)
+    return OfflineRound(assign=labelling.assign, score=labelling.score, keep=keep, weight=weight,
+                        thresholds=screened.thresholds, centres=labelling.centres, prototypes=prototypes)
 
 
-def scatter_pseudo_labels(size: int, positions: Tensor, assign: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-clip tables over the train set: pseudo-label (-1 where none) and keep flag."""
+def scatter_pseudo_labels(size: int, positions: Tensor, assign: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-clip tables over the train set: pseudo-label (-1 where none) and loss weight (0 = screened out)."""
     labels = torch.full((size,), -1, dtype=torch.long)
-    kept = torch.zeros(size, dtype=torch.bool)
+    weights = torch.zeros(size)
     labels[positions.cpu()] = assign.cpu()
-    kept[positions.cpu()] = keep.cpu()
-    return labels, kept
+    weights[positions.cpu()] = weight.float().cpu()
+    return labels, weights
