@@ -261,3 +261,14 @@ def test_bad_screen_names_and_options_are_one_line_errors_naming_the_choices():
         make_screen("precision", target=1.5)
     with pytest.raises(SsmarError, match="unknown threshold policy 'median'; choose one of"):
         make_screen("paper", policy="median")
+
+
+def test_precision_screen_falls_back_to_the_paper_threshold_with_one_labelled_clip_per_class():
+    features, labels, true, groups = bank(noise=0.5, seed=4)
+    for k in range(4):  # keep one labelled clip (and its views) per class
+        labels[(labels == k) & (groups != groups[labels == k][0])] = -1
+    labeller = make_labeller("kmeans")
+    labelling, fallback = run_screen(make_screen("precision"), labeller, features, labels, groups, true)
+    _, paper = run_screen(make_screen("paper"), labeller, features, labels, groups, true)
+    assert fallback.keep.any() and torch.equal(fallback.keep, paper.keep)
+    assert fallback.estimated_precision is None  # nothing could be estimated

@@ -260,16 +260,16 @@ class APLT(Algorithm):
     @torch.no_grad()
     def _record_space_drift(self, batch: Batch, feat_weak: torch.Tensor, feat_strong: torch.Tensor) -> None:
         """Cosine distance between the unlabelled clips' features in the prototypes' space and the
-        online features the margin loss sees, at the first step after a round (docs/aplt.md)."""
-        if self.space_features is None or not self.rounds or "space_drift_strong" in self.rounds[-1]:
-            return
+        online features the margin loss sees, over the global batch of the first step after a round
+        (docs/aplt.md); then the per-clip table is dropped."""
         reference = self.space_features[batch.idx_ulb.to(self.space_features.device)]
-
-        def drift(feat: torch.Tensor) -> float:
-            return float((1 - F.cosine_similarity(F.normalize(feat.float(), dim=1), reference, dim=1)).mean())
-
-        self.rounds[-1].update({"space_drift_weak": drift(feat_weak), "space_drift_strong": drift(feat_strong)})
-        self._save_rounds()
+        self.space_features = None
+        sums = torch.stack([(1 - F.cosine_similarity(F.normalize(feat.float(), dim=1), reference, dim=1)).sum()
+                            for feat in (feat_weak, feat_strong)] + [reference.new_tensor(float(len(reference)))])
+        weak, strong, count = all_reduce_sum(sums.double()).tolist()
+        if self.context.dist.is_main and self.rounds:
+            self.rounds[-1].update({"space_drift_weak": weak / count, "space_drift_strong": strong / count})
+            self._save_rounds()
 
     # ------------------------------------------------------------------ synchronous ablation
     def _init_sync_bank(self, features: torch.Tensor, index: torch.Tensor, is_view: torch.Tensor,
@@ -314,7 +314,7 @@ class APLT(Algorithm):
                               pseudo_labels=fixmatch_labels, mask=fixmatch_mask)
         if p["mode"] == "sync":
             self._sync_update(batch, lb_weak["feat"], ulb_weak["feat"])
-        elif self.context.dist.is_main:
+        elif self.space_features is not None:
             self._record_space_drift(batch, ulb_weak["feat"], ulb_strong["feat"])
         positions = batch.idx_ulb.cpu()
         offline_labels = self.pseudo_labels[positions].to(batch.idx_ulb.device)

@@ -25,7 +25,7 @@ class OfflineRound:
     assign: Tensor  # [N] class of every bank row (labelled rows: their label)
     score: Tensor  # [N] the labeller's certainty (higher = more certain)
     keep: Tensor  # [N] bool: unlabelled rows that pass the screen
-    weight: Tensor  # [N] loss weight of each kept row (1 for hard screens)
+    weight: Tensor  # [N] loss weight of each unlabelled row (hard screens: 1 where kept, else 0)
     thresholds: Tensor  # [K] per-class score thresholds of the screen
     centres: Tensor  # [K, D] the labeller's class centres
     prototypes: Tensor  # [K, D] refined from labelled + kept members
@@ -48,10 +48,11 @@ def offline_round(features: Tensor, labels: Tensor, num_classes: int, labeller: 
     """
     labelling = labeller(features, labels, num_classes, logits=logits, init_centres=init_centres)
     screened = screen(labeller, labelling, features, labels, groups, num_classes, logits=logits)
-    keep = screened.keep.to(features.device) & (labels.to(features.device) < 0)
+    eligible = labels.to(features.device) < 0
     if classifier_labels is not None:
-        keep &= labelling.assign == classifier_labels.to(labelling.assign.device)
-    weight = torch.where(keep, screened.weight.to(features.device), torch.zeros_like(screened.weight.to(features.device)))
+        eligible &= labelling.assign == classifier_labels.to(labelling.assign.device)
+    keep = screened.keep.to(features.device) & eligible
+    weight = screened.weight.to(features.device) * eligible  # soft screens weigh rows below their target too
     prototypes = refine_prototypes(features, labelling.assign, keep, labels, num_classes, labelling.centres)
     return OfflineRound(assign=labelling.assign, score=labelling.score, keep=keep, weight=weight,
                         thresholds=screened.thresholds, centres=labelling.centres, prototypes=prototypes)

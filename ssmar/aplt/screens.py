@@ -126,8 +126,9 @@ class PrecisionScreen(Screen):
     shift_k = (correct_k - expected_k) / (n_k + prior) over its held-out rows, so a class
     with 1-3 labelled clips stays near the pooled curve and one without held-out rows uses
     it as is. A clip is kept where curve + shift of its class >= ``target``; the per-class
-    threshold is the lowest kept score. Without any held-out row nothing can be estimated,
-    and nothing is kept.
+    threshold is the lowest kept score. Without any held-out row (one labelled clip per
+    class) nothing can be estimated, and the screen falls back to the paper's per-class mean
+    threshold (``fallback``), so that the margin loss keeps its pseudo-labels.
 
     Biases, both ways: each rerun lost a share of its anchors, so it labels worse than the
     full labelling that is screened (pessimistic; more so with ``folds=2`` than with more
@@ -149,21 +150,21 @@ class PrecisionScreen(Screen):
             raise SsmarError(f"screen 'precision': need 0 < target <= 1, folds >= 2, prior >= 0 and by in "
                              f"['rank', 'score'], got target={target}, folds={folds}, prior={prior}, by={by!r}")
         self.target, self.folds, self.by, self.prior, self.soft, self.seed = target, folds, by, prior, soft, seed
+        self.fallback = PaperScreen("mean")
 
     def _screen(self, labeller, labelling, features, labels, groups, num_classes, logits):
         unlabelled = labels < 0
         held_class, held_position, held_correct = self._held_out(labeller, labelling, features, labels, groups,
                                                                  num_classes, logits)
+        if held_class.numel() == 0:  # one labelled clip per class: nothing to hold out, nothing to estimate
+            return self.fallback(labeller, labelling, features, labels, groups, num_classes, logits)
         position = self._position(labelling.score, labelling.assign, unlabelled, num_classes)
-        if held_class.numel() == 0:
-            estimate = torch.zeros_like(position)
-        else:
-            starts, values = pooled_precision_curve(held_position, held_correct, self.prior)
-            expected = step_lookup(starts, values, held_position)
-            gap = torch.zeros(num_classes, device=features.device)
-            gap.index_add_(0, held_class, held_correct.float() - expected)
-            shift = gap / (torch.bincount(held_class, minlength=num_classes) + self.prior).clamp_min(1e-12)
-            estimate = (step_lookup(starts, values, position) + shift[labelling.assign]).clamp(0, 1)
+        starts, values = pooled_precision_curve(held_position, held_correct, self.prior)
+        expected = step_lookup(starts, values, held_position)
+        gap = torch.zeros(num_classes, device=features.device)
+        gap.index_add_(0, held_class, held_correct.float() - expected)
+        shift = gap / (torch.bincount(held_class, minlength=num_classes) + self.prior).clamp_min(1e-12)
+        estimate = (step_lookup(starts, values, position) + shift[labelling.assign]).clamp(0, 1)
         keep = unlabelled & (estimate >= self.target)
         kept_class = labelling.assign[keep]
         thresholds = torch.full((num_classes,), math.inf, device=features.device).scatter_reduce(
