@@ -112,6 +112,29 @@ def results_markdown(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
+SUMMARY_COLUMNS = (("top1", "top-1 (%)"), ("f1_mean", "F1-mean (%)"),
+                   ("pl_coverage", "pseudo-label coverage (%)"), ("pl_acc", "pseudo-label accuracy (%)"))
+
+
+def summary_markdown(results: Sequence[dict[str, Any]], title: str) -> str:
+    """One table, a row per method and a titled column per measure (mean over the cells given), for a
+    one-ratio comparison such as ``ssmar demo``; '—' where a method has no such measure (no pseudo-labels)."""
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        by_method.setdefault(r["method"], []).append(r)
+    columns = [(key, name) for key, name in SUMMARY_COLUMNS if any(r.get(key) is not None for r in results)]
+    lines = [f"## {title}\n", "| method | " + " | ".join(name for _, name in columns) + " | wall (min) |",
+             "| --- |" + " ---: |" * (len(columns) + 1)]
+    for method in sorted(by_method, key=method_rank):
+        cells = []
+        for key, _ in columns:
+            values = [float(r[key]) for r in by_method[method] if r.get(key) is not None]
+            cells.append(f"{statistics.fmean(values):.2f}" if values else "—")
+        minutes = statistics.fmean(float(r["wall_seconds"]) / 60 for r in by_method[method])
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {minutes:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def timing_markdown(results: Sequence[dict[str, Any]]) -> str:
     lines = ["# Wall time per method\n", "| method | runs | mean min per run | total min |",
              "| --- | ---: | ---: | ---: |"]

@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from ssmar.bench.report import collect_results, summary_markdown
     from ssmar.bench.runner import plan_grid
     from ssmar.cli.bench import base_config, run_and_report
     from ssmar.data.skeleton_format import save_skeleton_pickle
@@ -48,7 +49,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo: training {', '.join(methods)} at {args.ratio:.0%} labels, {args.jobs} at a time "
           f"(logs in {root}/<method>/...)")
     run_and_report(base, cells, root, data_file, args.jobs)
-    print((root / "results.md").read_text())
+    results = [r for r in collect_results(root) if r["ratio"] == args.ratio and r["seed"] == args.seed
+               and r["method"] in methods]
+    print(summary_markdown(results, f"ssmar demo: {args.ratio:.0%} labels, seed {args.seed}, synthetic seated "
+                                    f"micro-actions ({base['data']['eval_on']} split)"))
+    print(f"tables: {root / 'results.md'} (every measure), {root / 'timing.md'}")
     print("plots:")
     print(f"  {root / 'top1_vs_ratio.png'}")
     for cell in cells:
