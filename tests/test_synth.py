@@ -83,13 +83,15 @@ def test_split_is_cross_subject(data):
 
 def test_every_class_moves_clearly_above_idle_motion_and_sensor_noise():
     """The action of every clip (10th percentile) moves its joints at least twice as far as idle motion
-    and fidgets (90th percentile) and ten times the per-frame sensor noise: no class hides in the noise."""
+    and fidgets (90th percentile) and five times the per-frame sensor noise: no class hides in the noise."""
     rows = signal_table(seed=1, num_subjects=6, clips_per_class=2)
     assert [row["class"] for row in rows] == list(MA52_SYNTH_CLASSES)
     for row in rows:
         assert row["signal_p10_cm"] > 2 * row["idle_p90_cm"], row
-        assert row["signal_p10_cm"] > 10 * row["noise_cm"], row
+        assert row["signal_p10_cm"] > 5 * row["noise_cm"], row
         assert 0 < row["noise_cm"] < 1 and 0 < row["idle_cm"] < 2.5, row
+        assert (row["signal_deg"] is None) == (row["level"] != "head"), row
+        assert row["signal_deg"] is None or row["signal_deg"] > 15, row  # visible head rotations
 
 
 def test_oscillations_do_not_alias_at_32_frames():
@@ -98,9 +100,9 @@ def test_oscillations_do_not_alias_at_32_frames():
     assert MIN_PERIOD >= 4 * MAX_SECONDS / 32
 
 
-def test_subjects_differ_in_viewpoint_and_style(data):
-    """Nuisance is per subject: the body's apparent width (shoulders over hips) varies a lot across
-    subjects (camera yaw), much less within a subject."""
+def test_viewpoint_is_per_subject(data):
+    """Each subject is filmed from their own viewpoint: the apparent shoulder width (over the nose-hip
+    height) varies across subjects (camera yaw) much more than within a subject."""
     ratio = {}
     for ann in data["annotations"]:
         k = ann["keypoint"][0]
@@ -108,7 +110,7 @@ def test_subjects_differ_in_viewpoint_and_style(data):
         ratio.setdefault(ann["subject"], []).append(width)
     means = np.array([np.mean(v) for v in ratio.values()])
     within = np.mean([np.std(v) for v in ratio.values()])
-    assert means.std() > 2 * within and means.max() > 1.6 * means.min()
+    assert means.std() > 2 * within and means.max() > 1.3 * means.min()
 
 
 def test_frame_rate_scales_clip_length():

@@ -141,27 +141,42 @@ def signal_table(seed: int = 0, num_subjects: int = 12, clips_per_class: int = 2
     """Per class: how far its moving joints go because of the action, against the nuisance floor there.
 
     ``signal_cm``: peak displacement of the class's joints (``_LEVEL_JOINTS`` of its body level)
-    from where idle motion alone would put them (median and 10th percentile over clips).
+    from where idle motion alone would put them (median and 10th percentile over clips);
+    ``signal_deg``: for head classes, the peak rotation of the face against idle (median).
     ``idle_cm``: peak deviation of the same joints from their clip mean under idle motion and
     fidgets alone (median and 90th percentile over all clips). ``noise_cm``: median per-frame
     sensor noise std on those joints, per image coordinate, in metres at the subject.
     """
     sim = _simulate(seed, num_subjects, clips_per_class, 30, with_idle=True)
     valid = np.arange(sim.joints.shape[1])[None] < sim.lengths[:, None]  # [N, T]
+    face_turn = np.where(valid, _rotation_angle(sim.idle[:, :, :11], sim.joints[:, :, :11]), 0).max(1)
     rows = []
     for cls, (name, level, _) in enumerate(_CLASSES):
-        joints = _LEVEL_JOINTS[level]
+        joints, mine = _LEVEL_JOINTS[level], sim.label == cls
         moved = np.linalg.norm(sim.joints[:, :, joints] - sim.idle[:, :, joints], axis=-1).max(-1)
         idle = sim.idle[:, :, joints]
         mean = (idle * valid[..., None, None]).sum(1, keepdims=True) / sim.lengths[:, None, None, None]
         wander = np.linalg.norm(idle - mean, axis=-1).max(-1)
-        signal = np.where(valid, moved, 0).max(1)[sim.label == cls]
+        signal = np.where(valid, moved, 0).max(1)[mine]
         floor = np.where(valid, wander, 0).max(1)
         rows.append({"class": name, "level": level, "signal_cm": 100 * np.median(signal),
-                     "signal_p10_cm": 100 * np.percentile(signal, 10), "idle_cm": 100 * np.median(floor),
-                     "idle_p90_cm": 100 * np.percentile(floor, 90),
+                     "signal_p10_cm": 100 * np.percentile(signal, 10),
+                     "signal_deg": float(np.degrees(np.median(face_turn[mine]))) if level == "head" else None,
+                     "idle_cm": 100 * np.median(floor), "idle_p90_cm": 100 * np.percentile(floor, 90),
                      "noise_cm": 100 * np.median(sim.noise_m[:, :, joints][valid])})
     return rows
+
+
+def _rotation_angle(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """[...] angle (radians) of the best-fit rotation taking point sets ``[..., K, 3]`` onto each other (Kabsch)."""
+    a = before - before.mean(-2, keepdims=True)
+    b = after - after.mean(-2, keepdims=True)
+    u, _, vt = np.linalg.svd(np.swapaxes(a, -1, -2) @ b)
+    turn = np.swapaxes(vt, -1, -2) @ np.swapaxes(u, -1, -2)
+    proper = np.ones(turn.shape[:-1])
+    proper[..., -1] = np.sign(np.linalg.det(turn))  # a reflection is not a rotation: flip the weakest axis
+    trace = np.einsum("...ji,...j,...ij->...", vt, proper, u)
+    return np.arccos(np.clip((trace - 1) / 2, -1.0, 1.0))
 
 
 def _simulate(seed: int, num_subjects: int, clips_per_class: int, fps: int, with_idle: bool = False) -> _Simulation:
@@ -174,13 +189,13 @@ def _simulate(seed: int, num_subjects: int, clips_per_class: int, fps: int, with
     subjects = _sample_subjects(rng, num_subjects, num_classes)
     preferred = subjects.pop("style")[subject, label]
     style = np.where(rng.random(label.size) < 0.75, preferred, rng.random(label.size))
-    scene = _idle_scene(rng, np.arange(lengths.max()) / fps, lengths / fps, style,
-                        {k: v[subject] for k, v in subjects.items()})
+    per_clip = {k: v[subject] for k, v in subjects.items()}
+    scene = _idle_scene(rng, np.arange(lengths.max()) / fps, lengths / fps, style, per_clip)
     idle = _pose(copy.deepcopy(scene)) if with_idle else None
     for cls, (_, _, action) in enumerate(_CLASSES):
         action(scene, rng, np.flatnonzero(label == cls))
     joints = _pose(scene)
-    keypoint, score, noise_m = _observe(rng, joints, scene.t, {k: v[subject] for k, v in subjects.items()})
+    keypoint, score, noise_m = _observe(rng, joints, scene.t, per_clip)
     return _Simulation(label, subject, repeat, lengths, joints, idle, keypoint, score, noise_m)
 
 
@@ -207,7 +222,7 @@ def _sample_subjects(rng: np.random.Generator, count: int, num_classes: int) -> 
         "fidget": rng.uniform(0.5, 1.5, count), "amp": rng.uniform(0.85, 1.2, count),
         "speed": rng.uniform(0.8, 1.25, count), "style": rng.random((count, num_classes)),
         # camera: yaw and pitch of the view, roll, distance (m), scale (px per m at the subject), image centre
-        "cam_yaw": rng.uniform(-0.95, 0.95, count), "cam_pitch": rng.uniform(-0.15, 0.5, count),
+        "cam_yaw": rng.uniform(-0.7, 0.7, count), "cam_pitch": rng.uniform(-0.1, 0.45, count),
         "cam_roll": rng.uniform(-0.07, 0.07, count), "cam_distance": rng.uniform(2.2, 4.0, count),
         "cam_scale": rng.uniform(200, 340, count), "cam_x": rng.uniform(0.38, 0.62, count),
         "cam_y": rng.uniform(-0.02, 0.02, count), "noise_px": rng.uniform(0.6, 1.6, count),
@@ -249,8 +264,8 @@ def _idle_scene(rng: np.random.Generator, t: np.ndarray, seconds: np.ndarray, st
                 body: dict[str, np.ndarray]) -> _Scene:
     """Rest posture plus idle motion (breathing, sway, drifting head and hands, a fidget) and action timing."""
     n, frames = seconds.size, t.size
-    onset = seconds * rng.uniform(0.0, 0.3, n)
-    duration = np.minimum(seconds * rng.uniform(0.55, 0.95, n), seconds * 1.05 - onset)
+    onset = seconds * rng.uniform(0.0, 0.25, n)
+    duration = np.minimum(seconds * rng.uniform(0.6, 0.95, n), seconds * 1.05 - onset)
     env = _envelope(t, onset, duration, rng.uniform(0.15, 0.3, n))
     dominant = np.where(rng.random(n) < 0.85, 1 - body["left_handed"], body["left_handed"]).astype(int)
     fidget = body["fidget"][:, None]
@@ -296,65 +311,48 @@ def _head_curve(scene: _Scene, rng: np.random.Generator, idx: np.ndarray, axis: 
     scene.head[idx] += curve[..., None] * leak[:, None]
 
 
-def _one_cycle(phase: np.ndarray) -> np.ndarray:
-    """[n, T] mask of the first period of an oscillation."""
-    return (phase >= 0) & (phase < 2 * np.pi)
-
-
 def _bowing_head(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
-    """Head pitches down 23-37° and holds; style 1 also bends the upper body forward 7-13°."""
+    """Head pitches down 30-45° and holds; style 1 bends the upper body forward 8-14° with it."""
     n, style = len(idx), scene.styles(idx, 2)
-    amp = scene.amplitude(rng, idx, 0.4, 0.65) * np.where(style == 1, 0.75, 1.0)
+    amp = scene.amplitude(rng, idx, 0.52, 0.79) * np.where(style == 1, 0.75, 1.0)
     _head_curve(scene, rng, idx, 0, scene.env[idx] * amp[:, None])
-    scene.torso[idx, :, 0] += scene.env[idx] * np.where(style == 1, rng.uniform(0.12, 0.22, n), 0.0)[:, None]
+    scene.torso[idx, :, 0] += scene.env[idx] * np.where(style == 1, rng.uniform(0.14, 0.24, n), 0.0)[:, None]
 
 
 def _tilting_head(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
-    """Head rolls 20-31° to one side and holds; style 1 lifts the chin and turns a little towards it."""
+    """Head rolls 25-35° to one side and holds; style 1 lifts the chin and turns a little towards it."""
     n, style = len(idx), scene.styles(idx, 2)
-    amp = scene.amplitude(rng, idx, 0.35, 0.55) * rng.choice([-1.0, 1.0], n)
+    amp = scene.amplitude(rng, idx, 0.44, 0.61) * rng.choice([-1.0, 1.0], n)
     _head_curve(scene, rng, idx, 2, scene.env[idx] * amp[:, None])
     extra = np.where(style[:, None] == 1, amp[:, None] * np.array([-0.35, 0.35, 0.0]), 0.0)
     scene.head[idx] += scene.env[idx, :, None] * extra[:, None]
 
 
 def _turning_head(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
-    """Head yaws 34-57° to one side: holds (style 0), glances and comes back within a second (style 1),
-    or holds with the shoulders turning 9-14° along (style 2)."""
-    n, style = len(idx), scene.styles(idx, 3)
-    amp = scene.amplitude(rng, idx, 0.6, 1.0) * rng.choice([-1.0, 1.0], n)
-    glance = _envelope(scene.t, scene.onset[idx], rng.uniform(0.7, 1.0, n) / scene.body["speed"][idx],
-                       np.full(n, 0.2))
-    curve = np.where(style[:, None] == 1, glance, scene.env[idx]) * amp[:, None]
-    _head_curve(scene, rng, idx, 1, curve)
-    scene.torso[idx, :, 1] += curve * np.where(style == 2, rng.uniform(0.15, 0.25, n) / np.abs(amp), 0.0)[:, None]
-
-
-def _nodding(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
-    """Head pitches down and up 17-29° repeatedly (period 0.6-1 s, style 0) or once deeply (26-37°, style 1)."""
-    style = scene.styles(idx, 2)
-    phase = scene.phase(rng, idx, 0.6, 1.0)
-    wave = (1 - np.cos(phase)) / 2
-    repeated = scene.env[idx] * wave * scene.amplitude(rng, idx, 0.3, 0.5)[:, None]
-    once = _one_cycle(phase) * wave * scene.amplitude(rng, idx, 0.45, 0.65)[:, None]
-    _head_curve(scene, rng, idx, 0, np.where(style[:, None] == 1, once, repeated))
-
-
-def _shaking_head(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
-    """Head yaws ±20-31° left and right repeatedly (period 0.7-1.1 s, style 0) or once, slowly (style 1)."""
+    """Head yaws 40-60° to one side and holds; style 1 turns the shoulders 9-14° along."""
     n, style = len(idx), scene.styles(idx, 2)
-    phase = scene.phase(rng, idx, 0.7, 1.1) * np.where(style == 1, 0.75, 1.0)[:, None]
-    wave = np.sin(phase) * rng.choice([-1.0, 1.0], n)[:, None]
-    amp = scene.amplitude(rng, idx, 0.35, 0.55)[:, None]
-    _head_curve(scene, rng, idx, 1, amp * wave * np.where(style[:, None] == 1, _one_cycle(phase), scene.env[idx]))
+    side = rng.choice([-1.0, 1.0], n)
+    _head_curve(scene, rng, idx, 1, scene.env[idx] * (scene.amplitude(rng, idx, 0.7, 1.05) * side)[:, None])
+    scene.torso[idx, :, 1] += scene.env[idx] * np.where(style == 1, rng.uniform(0.15, 0.25, n) * side, 0.0)[:, None]
+
+
+def _oscillating_head(scene: _Scene, rng: np.random.Generator, idx: np.ndarray, axis: int) -> None:
+    """Nodding (pitch down and up, ``axis`` 0) or shaking (yaw left and right, ``axis`` 1) 15-29°,
+    repeatedly: quick and small (period 0.5-0.7 s, style 0) or slow and deeper (0.8-1.1 s, style 1)."""
+    n, style = len(idx), scene.styles(idx, 2)
+    slow = style == 1
+    phase = np.where(slow[:, None], scene.phase(rng, idx, 0.8, 1.1), scene.phase(rng, idx, 0.5, 0.7))
+    wave = (1 - np.cos(phase)) / 2 if axis == 0 else np.sin(phase) * rng.choice([-1.0, 1.0], n)[:, None]
+    amp = scene.amplitude(rng, idx, 0.3, 0.5) * np.where(slow, 1.15, 0.9)
+    _head_curve(scene, rng, idx, axis, scene.env[idx] * wave * amp[:, None])
 
 
 def _shrugging(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
-    """Both shoulders rise 5-8 cm: once and hold (style 0), twice (style 1), or once with the hands
+    """Both shoulders rise 6-10 cm: once and hold (style 0), twice (style 1), or once with the hands
     turning up and out by ~8 cm (style 2, "I don't know")."""
     n, style = len(idx), scene.styles(idx, 3)
     twice = scene.env[idx] * (1 - np.cos(scene.phase(rng, idx, 0.7, 1.0))) / 2
-    motion = np.where(style[:, None] == 1, twice, scene.env[idx]) * scene.amplitude(rng, idx, 0.05, 0.08)[:, None]
+    motion = np.where(style[:, None] == 1, twice, scene.env[idx]) * scene.amplitude(rng, idx, 0.06, 0.1)[:, None]
     scene.shoulder_lift[idx] += motion[..., None] * rng.uniform(0.8, 1.0, (n, 1, 2))
     hands = np.where(style[:, None, None] == 2, _mirrored(*np.array([[1.4], [1.0], [0.6]])),
                      _mirrored(*np.array([[0.2], [0.6], [0.2]])))
@@ -421,7 +419,7 @@ def _crossing_arms(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> 
 
 
 def _shaking_legs(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> None:
-    """Heels bounce 5-8 cm (period 0.5-0.8 s): both together (style 0), one leg (style 1), or alternating
+    """Heels bounce 6-10 cm (period 0.5-0.8 s): both together (style 0), one leg (style 1), or alternating
     (style 2)."""
     n, style = len(idx), scene.styles(idx, 3)
     phase = scene.phase(rng, idx, 0.5, 0.8)
@@ -429,7 +427,7 @@ def _shaking_legs(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> N
     shift = np.where(style == 2, np.pi, 0.0)[:, None] * np.array([0.0, 1.0])  # [n, 2] phase of each leg
     gain = np.where(style[:, None] == 1, leg[:, None] == np.arange(2), 1.0)
     wave = (1 - np.cos(phase[..., None] + shift[:, None])) / 2
-    amp = scene.amplitude(rng, idx, 0.05, 0.08)
+    amp = scene.amplitude(rng, idx, 0.06, 0.1)
     scene.heel_raise[idx] += (scene.env[idx] * amp[:, None])[..., None] * wave * gain[:, None]
 
 
@@ -462,8 +460,8 @@ _CLASSES: tuple[tuple[str, str, Callable[[_Scene, np.random.Generator, np.ndarra
     ("bowing head", "head", _bowing_head),
     ("tilting head", "head", _tilting_head),
     ("turning head", "head", _turning_head),
-    ("nodding", "head", _nodding),
-    ("shaking head", "head", _shaking_head),
+    ("nodding", "head", partial(_oscillating_head, axis=0)),
+    ("shaking head", "head", partial(_oscillating_head, axis=1)),
     # hands meet in the lap, at the chest (fingertips together) or forward on a desk
     ("putting hands together", "upper limb",
      partial(_two_hands, target=_pairs((0.035, -0.42, 0.25), (0.035, -0.2, 0.22), (0.035, -0.25, 0.42)),
