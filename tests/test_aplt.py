@@ -16,8 +16,9 @@ from ssmar.config import load_config
 from ssmar.engine.trainer import Trainer
 from ssmar.errors import SsmarError
 
+# An untrained tiny model is sure of nothing: a confidence threshold of 0 keeps every pseudo-label.
 APLT_TINY = ["algorithm.name=aplt", "data.labelled_ratio=0.3", "algorithm.params.num_aug=2",
-             "algorithm.params.p_cutoff=0.5", "train.unsup_rampup=0"]
+             "algorithm.params.p_cutoff=0.5", "train.unsup_rampup=0", "algorithm.params.screen_params={threshold: 0.0}"]
 
 
 def aplt_trainer(data_file: Path, work_dir: Path, *overrides: str) -> Trainer:
@@ -93,7 +94,8 @@ def test_sync_ablation_recomputes_prototypes_every_step(synth_file: Path, tmp_pa
 
 def test_resume_mid_round_restores_the_same_pseudo_labels(synth_file: Path, tmp_path: Path) -> None:
     overrides = ["train.epochs=4", "train.steps_per_epoch=2", "algorithm.params.warmup_epochs=1",
-                 "algorithm.params.period=2", "algorithm.params.screen_params={policy: ema}"]
+                 "algorithm.params.period=2", "algorithm.params.screen=paper",
+                 "algorithm.params.screen_params={policy: ema}"]
     straight = aplt_trainer(synth_file, tmp_path / "a", *overrides)
     straight.fit()
     first = aplt_trainer(synth_file, tmp_path / "b", *overrides)
@@ -163,6 +165,7 @@ def test_every_labeller_with_the_precision_screen_drives_training(labeller: str,
                                                                   tmp_path: Path) -> None:
     trainer = aplt_trainer(synth_file, tmp_path, "train.steps_per_epoch=2", "algorithm.params.warmup_epochs=0",
                            f"algorithm.params.labeller={labeller}", "algorithm.params.screen=precision",
+                           "algorithm.params.screen_params={}",
                            "algorithm.params.bank_views=2")
     trainer.algorithm.on_epoch_start(0)
     record = trainer._train_epoch(None)

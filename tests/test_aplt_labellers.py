@@ -253,7 +253,7 @@ def test_paper_screen_is_todays_screening_and_keeps_policy_state():
 
 
 def test_bad_screen_names_and_options_are_one_line_errors_naming_the_choices():
-    with pytest.raises(SsmarError, match=r"unknown screen 'quality'; choose one of \['none', 'paper', 'precision'\]"):
+    with pytest.raises(SsmarError, match=r"unknown screen 'quality'; choose one of \['confidence', 'none', 'paper', 'precision'\]"):
         make_screen("quality")
     with pytest.raises(SsmarError, match=r"bad options \['tagret'\] .*valid options are \[.*'target'"):
         make_screen("precision", tagret=0.9)
@@ -272,3 +272,20 @@ def test_precision_screen_falls_back_to_the_paper_threshold_with_one_labelled_cl
     _, paper = run_screen(make_screen("paper"), labeller, features, labels, groups, true)
     assert fallback.keep.any() and torch.equal(fallback.keep, paper.keep)
     assert fallback.estimated_precision is None  # nothing could be estimated
+
+
+def test_confidence_screen_keeps_what_the_posterior_is_sure_of():
+    features, labels, true, groups = bank(per_mode=50, labelled_per_mode=3)
+    labeller = make_labeller("posterior", balance="labelled")
+    confident = 3 * oracle_logits(true, 4)  # right everywhere and sure of it
+    labelling = labeller(features, labels, 4, logits=confident)
+    sure = make_screen("confidence", threshold=0.9)(labeller, labelling, features, labels, groups, 4, logits=confident)
+    check_screen(sure, labelling, labels)
+    assert sure.keep.sum() >= 0.9 * (labels < 0).sum() and torch.equal(labelling.assign[sure.keep], true[sure.keep])
+    noise_logits = torch.randn(len(labels), 4, generator=torch.Generator().manual_seed(5))
+    noise, _, _, _ = bank(noise=50.0, per_mode=50, labelled_per_mode=3, seed=1)
+    unsure = labeller(noise, labels, 4, logits=noise_logits)
+    screened = make_screen("confidence", threshold=0.9)(labeller, unsure, noise, labels, groups, 4, logits=noise_logits)
+    assert screened.keep.float().sum() <= 0.05 * (labels < 0).sum()
+    with pytest.raises(SsmarError, match="needs a labeller with a posterior"):
+        run_screen(make_screen("confidence"), make_labeller("kmeans"), features, labels, groups, true)

@@ -59,10 +59,13 @@ class APLT(Algorithm):
         "period": 5,  # E: epochs of online training between offline rounds
         "num_aug": 4,  # A: weak views per labelled clip in the feature bank; 0 = ablation
         "bank_views": 1,  # passes averaged per bank row: the clean clip + (bank_views - 1) weak views [ours]
-        "labeller": "kmeans",  # kmeans [paper] | multiproto | labelprop | posterior (ssmar/aplt/labellers.py)
-        "labeller_params": {},  # the labeller's options, e.g. {k: 15} for labelprop
-        "screen": "paper",  # paper (per-class distance thresholds) | precision | none (ssmar/aplt/screens.py)
-        "screen_params": {},  # the screen's options, e.g. {policy: ema} for paper, {target: 0.9} for precision
+        # chosen on the validation carve-out (docs/aplt.md, BENCHMARKS.md): the frozen classifier's posterior,
+        # smoothed over the bank's neighbours and balanced to the labelled set's class frequencies, kept where
+        # it is at least 0.9 sure [ours]
+        "labeller": "posterior",  # posterior | kmeans [paper] | multiproto | labelprop (ssmar/aplt/labellers.py)
+        "labeller_params": {"balance": "labelled"},  # the labeller's options, e.g. {k: 15} for labelprop
+        "screen": "confidence",  # confidence | paper (per-class distance thresholds) | precision | none
+        "screen_params": {},  # the screen's options: {threshold: 0.9}, {policy: ema} for paper, {target: 0.9} ...
         "agreement": False,  # also screen out clips whose label differs from the frozen linear head's argmax [ours]
         "margin_norm": "batch",  # L_u^margin over the batch size, as L_u^logits (batch) | over the kept clips (kept)
         "same_space": False,  # margin loss against prototypes re-embedded by the online model (see docs/aplt.md)
@@ -72,7 +75,6 @@ class APLT(Algorithm):
         # validation carve-out over the linear head alone (0) [ours; docs/aplt.md]
         "fusion": 1.0,
         "mode": "async",  # async (APLT) | sync (ablation: recompute every step from the live model)
-        "sync_kmeans_iters": 5,
     }
 
     def __init__(self, model: nn.Module, num_classes: int, params: dict[str, Any], context):
@@ -99,7 +101,8 @@ class APLT(Algorithm):
         self.space_features: torch.Tensor | None = None
         self.round = 0
         self.rounds: list[dict[str, Any]] = []
-        self.sync_bank: torch.Tensor | None = None  # sync mode: live features of every train clip
+        self.sync_bank: torch.Tensor | None = None  # sync mode: live features and logits of every train clip
+        self.sync_logits: torch.Tensor | None = None
         self.sync_centres: torch.Tensor | None = None
 
     @staticmethod
@@ -150,7 +153,7 @@ class APLT(Algorithm):
         self.pseudo_labels, self.pseudo_weight = scatter_pseudo_labels(
             len(ctx.data.train), positions, result.assign[unlabelled_rows], result.weight[unlabelled_rows])
         if p["mode"] == "sync":
-            self._init_sync_bank(bank.features, bank.dataset_index, bank.is_view, result.centres)
+            self._init_sync_bank(bank, result.centres)
         logits = bank.logits[unlabelled_rows]
         self.round += 1
         self._record_round(epoch, result, positions, unlabelled_rows, logits, previous, time.time() - started)
@@ -272,23 +275,24 @@ class APLT(Algorithm):
             self._save_rounds()
 
     # ------------------------------------------------------------------ synchronous ablation
-    def _init_sync_bank(self, features: torch.Tensor, index: torch.Tensor, is_view: torch.Tensor,
-                        centres: torch.Tensor) -> None:
-        self.sync_bank = torch.zeros(len(self.context.data.train), features.shape[1], device=features.device)
-        self.sync_bank[index[~is_view]] = features[~is_view]
+    def _init_sync_bank(self, bank: FeatureBank, centres: torch.Tensor) -> None:
+        originals = ~bank.is_view
+        self.sync_bank = self._train_table(bank.features[originals], bank.dataset_index[originals])
+        self.sync_logits = self._train_table(bank.logits[originals], bank.dataset_index[originals])
         self.sync_centres = centres
 
     @torch.no_grad()
-    def _sync_update(self, batch: Batch, feat_lb: torch.Tensor, feat_ulb: torch.Tensor) -> None:
-        """Refresh the live bank with this step's features, then re-cluster (k-means, warm-started) and re-screen."""
+    def _sync_update(self, batch: Batch, lb_weak: dict[str, torch.Tensor], ulb_weak: dict[str, torch.Tensor]) -> None:
+        """Refresh the live bank with this step's features and logits, then relabel and re-screen."""
         data = self.context.data
-        self.sync_bank[batch.idx_lb] = F.normalize(feat_lb.detach().float(), dim=1)
-        self.sync_bank[batch.idx_ulb] = F.normalize(feat_ulb.detach().float(), dim=1)
+        for idx, out in ((batch.idx_lb, lb_weak), (batch.idx_ulb, ulb_weak)):
+            self.sync_bank[idx] = F.normalize(out["feat"].detach().float(), dim=1)
+            self.sync_logits[idx] = out["logits"].detach().float()
         labels = torch.full((len(self.sync_bank),), -1, dtype=torch.long, device=self.sync_bank.device)
         labels[data.labelled.to(labels.device)] = data.train.labels[data.labelled].to(labels.device)
-        labeller = make_labeller("kmeans", iters=int(self.params["sync_kmeans_iters"]))
-        result = offline_round(self.sync_bank, labels, self.num_classes, labeller, self.screen,
-                               groups=torch.arange(len(labels), device=labels.device), init_centres=self.sync_centres)
+        result = offline_round(self.sync_bank, labels, self.num_classes, self.labeller, self.screen,
+                               groups=torch.arange(len(labels), device=labels.device), logits=self.sync_logits,
+                               init_centres=self.sync_centres)
         self.sync_centres = result.centres
         self.memory.update(result.prototypes)
         self.eval_prototypes = self.memory.prototypes.clone()
@@ -313,7 +317,7 @@ class APLT(Algorithm):
             return StepResult(loss=loss_sup + weight_u * loss_u_logits, stats=stats,
                               pseudo_labels=fixmatch_labels, mask=fixmatch_mask)
         if p["mode"] == "sync":
-            self._sync_update(batch, lb_weak["feat"], ulb_weak["feat"])
+            self._sync_update(batch, lb_weak, ulb_weak)
         elif self.space_features is not None:
             self._record_space_drift(batch, ulb_weak["feat"], ulb_strong["feat"])
         positions = batch.idx_ulb.cpu()
@@ -363,7 +367,7 @@ class APLT(Algorithm):
                 "pseudo_labels": self.pseudo_labels.clone(), "pseudo_weight": self.pseudo_weight.clone(),
                 "round": self.round, "rounds": self.rounds,
                 "screen": self.screen.state_dict(), "sync_bank": cpu(self.sync_bank),
-                "sync_centres": cpu(self.sync_centres)}
+                "sync_logits": cpu(self.sync_logits), "sync_centres": cpu(self.sync_centres)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         device = self.context.device
@@ -377,7 +381,8 @@ class APLT(Algorithm):
         self.pseudo_labels, self.pseudo_weight = state["pseudo_labels"].clone(), state["pseudo_weight"].clone()
         self.round, self.rounds = state["round"], list(state["rounds"])
         self.screen.load_state_dict(state["screen"])
-        self.sync_bank, self.sync_centres = on_device(state["sync_bank"]), on_device(state["sync_centres"])
+        self.sync_bank, self.sync_logits = on_device(state["sync_bank"]), on_device(state["sync_logits"])
+        self.sync_centres = on_device(state["sync_centres"])
 
 
 def fused_scores(out: dict[str, torch.Tensor], prototypes: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:

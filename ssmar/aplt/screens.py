@@ -7,6 +7,8 @@ clip when the labeller's *estimated precision at the clip's score* reaches a tar
 precision being measured on labelled clips the labeller did not see (cross-fitting).
 
 - ``precision``: cross-fitted precision-vs-score curve, per-class thresholds at a target [ours].
+- ``confidence``: the labeller's own posterior probability at a target, for labellers whose
+  score is a probability (``posterior``, ``labelprop``, ``multiproto`` with ``maxprob``) [ours].
 - ``paper``: the paper's thresholds (:mod:`ssmar.aplt.thresholds`) on distance = -score.
 - ``none``: keep every unlabelled row.
 """
@@ -257,8 +259,35 @@ def step_lookup(starts: Tensor, values: Tensor, query: Tensor) -> Tensor:
     return values[index]
 
 
+class ConfidenceScreen(Screen):
+    """Keep a clip when the labeller's posterior probability of its class reaches ``threshold`` [ours].
+
+    The offline counterpart of FixMatch's confidence mask: a labeller with a posterior (the
+    frozen classifier's, smoothed over the bank's neighbours and class-balanced) states its own
+    precision, and on the validation carve-out its probability was the better-calibrated
+    measure (docs/aplt.md; the cross-fitted ``precision`` screen, estimated on labelled clips
+    the backbone was trained on, kept nearly everything). One threshold for every class, so a
+    class the labeller is unsure of yields fewer clips rather than a looser cut.
+    """
+
+    name = "confidence"
+
+    def __init__(self, threshold: float = 0.9):
+        if not 0 <= threshold <= 1:
+            raise SsmarError(f"screen 'confidence': threshold={threshold} must lie in [0, 1]")
+        self.threshold = threshold
+
+    def _screen(self, labeller, labelling, features, labels, groups, num_classes, logits):
+        if labelling.probs is None:
+            raise SsmarError(f"screen 'confidence' needs a labeller with a posterior; {labeller.name!r} has none "
+                             "(use posterior or labelprop, kmeans/multiproto with balance, or another screen)")
+        keep = (labels < 0) & (labelling.probs.gather(1, labelling.assign[:, None]).squeeze(1) >= self.threshold)
+        return ScreenResult(keep, torch.full((num_classes,), self.threshold, device=features.device), keep.float(),
+                            None)
+
+
 SCREENS: dict[str, type[Screen]] = {screen_class.name: screen_class for screen_class in (
-    PrecisionScreen, PaperScreen, NoScreen)}
+    PrecisionScreen, ConfidenceScreen, PaperScreen, NoScreen)}
 
 
 def make_screen(name: str, **params: Any) -> Screen:
