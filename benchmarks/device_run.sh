@@ -49,14 +49,15 @@ ablate() {  # name, overrides...
 ABLATION_PIDS=()
 in_budget $(( BUDGET / 2 )) && {
 stamp "ablations"
+ablate paper algorithm.params.preset=paper
 ablate no_label_aug algorithm.params.num_aug=0
-ablate thr_quantile algorithm.params.threshold_policy=quantile
-ablate thr_ema algorithm.params.threshold_policy=ema
-ablate thr_labelled algorithm.params.threshold_policy=labelled
-ablate thr_fixed algorithm.params.threshold_policy=fixed "algorithm.params.threshold_params={value: 0.05}"
-ablate thr_none algorithm.params.threshold_policy=none
+for labeller in kmeans multiproto labelprop; do
+  ablate "labeller_$labeller" algorithm.params.labeller=$labeller
+done
+ablate screen_precision algorithm.params.screen=precision
+ablate screen_paper algorithm.params.screen=paper
+ablate same_space algorithm.params.same_space=true
 ablate no_margin algorithm.params.lambda_m=0
-ablate fusion algorithm.params.fusion=1.0
 ablate sync algorithm.params.mode=sync
 wait "${ABLATION_PIDS[@]}"   # not a bare wait: the packer loop never ends
 stamp "ablations done"
@@ -82,7 +83,7 @@ if in_budget $(( BUDGET * 4 / 5 )); then
   sweep base supervised,fixmatch,aplt
   sweep period2 aplt algorithm.params.period=2
   sweep lambda_m03 aplt algorithm.params.lambda_m=0.3
-  sweep thr_none aplt algorithm.params.threshold_policy=none
+  sweep screen_none aplt algorithm.params.screen=none
   sweep warmup10 aplt algorithm.params.warmup_epochs=10
   wait "${SWEEP_PIDS[@]}"
   stamp "validation sweep done"
