@@ -337,8 +337,8 @@ def _turning_head(scene: _Scene, rng: np.random.Generator, idx: np.ndarray) -> N
 
 
 def _oscillating_head(scene: _Scene, rng: np.random.Generator, idx: np.ndarray, axis: int) -> None:
-    """Nodding (pitch down and up, ``axis`` 0) or shaking (yaw left and right, ``axis`` 1) 15-29°,
-    repeatedly: quick and small (period 0.5-0.7 s, style 0) or slow and deeper (0.8-1.1 s, style 1)."""
+    """Nodding (pitch down and up, ``axis`` 0) or shaking (yaw left and right, ``axis`` 1), repeatedly:
+    quick and small (15-26°, period 0.5-0.7 s, style 0) or slow and deeper (20-33°, 0.8-1.1 s, style 1)."""
     n, style = len(idx), scene.styles(idx, 2)
     slow = style == 1
     phase = np.where(slow[:, None], scene.phase(rng, idx, 0.8, 1.1), scene.phase(rng, idx, 0.5, 0.7))
