@@ -25,6 +25,9 @@ run() {  # name, method, overrides...
 }
 for seed in ${SEEDS//,/ }; do
   run fixmatch fixmatch 'train.checkpoint_epochs=[5,10,15]'
+  # the strong recipe without the op that erased most of a fully supervised model's accuracy
+  # (benchmarks/augmentation_check.py on this carve-out)
+  run fixmatch_no_axis_mask fixmatch augment.strong.axis_mask=false
   run aplt aplt
   run aplt_paper aplt algorithm.params.preset=paper
   # ablations of the defaults, one change each

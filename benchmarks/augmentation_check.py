@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,7 +23,8 @@ import torch
 from ssmar.data.augment import (STRONG_DEFAULTS, RandomAxisMask, RandomJitter, RandomJointMask, RandomRotation,
                                 RandomScale, RandomShear, RandomTemporalCrop, RandomTemporalMask, resolve_options,
                                 strong_augment, weak_augment)
-from ssmar.engine.inference import load_recognizer
+from ssmar.data.dataset import prepare_data
+from ssmar.engine.inference import EncodedSet, load_recognizer
 from ssmar.utils.io import save_json, save_text
 
 
@@ -44,13 +46,20 @@ def strong_ops(cfg: dict[str, Any]) -> dict[str, Callable]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--split", help="split of the checkpoint's data (default: its test split)")
+    parser.add_argument("--split", help="split of the checkpoint's data (default: its test split); 'val': the "
+                                        "validation carve-out the run evaluated on")
     parser.add_argument("--draws", type=int, default=3, help="augmented copies of each clip per view")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     recognizer = load_recognizer(args.checkpoint)
-    encoded = recognizer.encode_source(split=args.split)
+    if args.split == "val":  # the run's own carve-out, rebuilt from its config
+        with tempfile.TemporaryDirectory() as scratch:
+            evaluation = prepare_data(recognizer.config, Path(scratch), seed=int(recognizer.config["seed"])).evaluation
+        encoded = EncodedSet(evaluation.clips, evaluation.labels.numpy(), evaluation.names,
+                             str(recognizer.config["data"]["file"]), "val")
+    else:
+        encoded = recognizer.encode_source(split=args.split)
     names = recognizer.meta["class_names"]
     augment_cfg = recognizer.config["augment"]
     views: dict[str, Callable | None] = {"clean": None, "weak recipe": weak_augment(augment_cfg["weak"]),
