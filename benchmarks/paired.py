@@ -1,0 +1,76 @@
+"""Paired comparison of one method against the others, seed by seed, with 95 % intervals.
+
+A seed fixes the labelled split for every method (``ssmar bench``), and which clips are
+labelled moves top-1 by several points; so methods are compared on the same seeds, as the
+mean of the per-seed differences with a Student-t 95 % interval, not as two means with
+their own spreads. Reads ``results.csv`` files of ``ssmar bench`` (several may be given,
+e.g. a new APLT grid beside an earlier baseline grid; a later file's row replaces an
+earlier one for the same method, ratio and seed).
+
+    python benchmarks/paired.py work_dirs/bench_synth/results.csv --method aplt [--metric top1] [--out table.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+from pathlib import Path
+
+from scipy import stats
+
+from ssmar.utils.io import save_text
+
+
+def read_rows(paths: list[Path], metric: str) -> dict[tuple[str, float, int], float]:
+    values = {}
+    for path in paths:
+        with open(path, newline="") as handle:
+            for row in csv.DictReader(handle):
+                if row.get(metric):
+                    values[(row["method"], float(row["ratio"]), int(row["seed"]))] = float(row[metric])
+    return values
+
+
+def paired_table(values: dict[tuple[str, float, int], float], method: str, metric: str) -> str:
+    ratios = sorted({ratio for m, ratio, _ in values if m == method})
+    others = sorted({m for m, ratio, _ in values if m != method and ratio in ratios})
+    lines = [f"| {method} − other ({metric}) | " + " | ".join(f"{100 * r:g} %" for r in ratios) + " |",
+             "| --- |" + " ---: |" * len(ratios)]
+    for other in others:
+        cells = []
+        for ratio in ratios:
+            seeds = sorted(s for m, r, s in values if m == method and r == ratio and (other, ratio, s) in values)
+            diffs = [values[(method, ratio, s)] - values[(other, ratio, s)] for s in seeds]
+            cells.append(format_difference(diffs))
+        lines.append(f"| {other} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def format_difference(diffs: list[float]) -> str:
+    """``mean [low, high] (n)``: the 95 % t-interval of the mean paired difference."""
+    if not diffs:
+        return ""
+    mean = statistics.fmean(diffs)
+    if len(diffs) == 1:
+        return f"{mean:+.2f} (1)"
+    half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
+    return f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}] ({len(diffs)})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", nargs="+", type=Path, help="results.csv files of ssmar bench")
+    parser.add_argument("--method", default="aplt")
+    parser.add_argument("--metric", default="top1")
+    parser.add_argument("--out", type=Path, help="also write the table here")
+    args = parser.parse_args(argv)
+    table = paired_table(read_rows(args.results, args.metric), args.method, args.metric)
+    print(table)
+    if args.out:
+        save_text(table, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
