@@ -53,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
         "temporal_kernel": 9,
         "dropout": 0.0,
         "head_dropout": 0.0,
+        "motion": False,  # stgcn: also feed frame-to-frame joint displacements (computed after augmentation)
         # tsm_resnet only (each backbone takes the keys its constructor names)
         "depth": 50,  # 18 | 34 | 50 | 101
         "shift_div": 8,  # 1/shift_div of the channels shift each way in time

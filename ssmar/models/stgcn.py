@@ -69,8 +69,10 @@ class STGCN(nn.Module):
     def __init__(self, num_classes: int, adjacency: np.ndarray | torch.Tensor, in_channels: int = 3,
                  channels: Sequence[int] = (32, 64, 64, 128),
                  strides: Sequence[int] = (2, 1, 2, 1),
-                 temporal_kernel: int = 9, dropout: float = 0.0, head_dropout: float = 0.0):
+                 temporal_kernel: int = 9, dropout: float = 0.0, head_dropout: float = 0.0, motion: bool = False):
         super().__init__()
+        self.motion = motion
+        in_channels = 2 * in_channels if motion else in_channels
         if len(channels) != len(strides):
             raise ValueError("model.channels and model.strides must have the same length")
         adjacency = torch.as_tensor(np.asarray(adjacency), dtype=torch.float32)
@@ -87,6 +89,8 @@ class STGCN(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled embedding ``[N, D]`` (mean over time, joints and persons)."""
+        if self.motion:
+            x = torch.cat([x, motion_of(x)], dim=1)
         n, c, t, v, m = x.shape
         x = x.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t)
         x = self.data_bn(x).view(n * m, v, c, t).permute(0, 2, 3, 1).contiguous()
@@ -97,3 +101,11 @@ class STGCN(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feat = self.embed(x)
         return {"feat": feat, "logits": self.head(self.head_dropout(feat))}
+
+
+def motion_of(x: torch.Tensor) -> torch.Tensor:
+    """Frame-to-frame displacement ``[N, C, T, V, M]`` (the last frame repeats the one before; zero where
+    a joint is missing in either frame), so small, slow movements reach the first layer directly."""
+    present = (x != 0).any(dim=1, keepdim=True)
+    step = (x[:, :, 1:] - x[:, :, :-1]) * (present[:, :, 1:] & present[:, :, :-1])
+    return torch.cat([step, step[:, :, -1:]], dim=2)
