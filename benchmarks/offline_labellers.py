@@ -39,11 +39,13 @@ LABELLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "kmeans margin": ("kmeans", {"score": "margin"}),
     "multiproto": ("multiproto", {}),
     "labelprop": ("labelprop", {}),
-    "labelprop balanced": ("labelprop", {"balance": "uniform"}),
+    "labelprop balanced": ("labelprop", {"balance": "labelled"}),
     "posterior": ("posterior", {}),
-    "posterior balanced": ("posterior", {"balance": "uniform"}),
+    "posterior balanced (default)": ("posterior", {"balance": "labelled"}),
 }
 SCREENS: dict[str, tuple[str, dict[str, Any]]] = {
+    "confidence 0.9 (default)": ("confidence", {"threshold": 0.9}),
+    "confidence 0.8": ("confidence", {"threshold": 0.8}),
     "paper mean": ("paper", {"policy": "mean"}),
     "precision 0.9": ("precision", {"target": 0.9}),
     "precision 0.8": ("precision", {"target": 0.8}),
@@ -77,6 +79,8 @@ def study_checkpoint(path: Path, views: list[int], p_cutoff: float) -> list[dict
             for label_name, (labeller_name, labeller_params) in LABELLERS.items():
                 labeller = make_labeller(labeller_name, **labeller_params)
                 for screen_name, (screen_kind, screen_params) in SCREENS.items():
+                    if screen_kind == "confidence" and labeller_name == "kmeans":
+                        continue  # no posterior to be confident about
                     result = offline_round(bank.features, bank.labels, data.num_classes, labeller,
                                            make_screen(screen_kind, **screen_params), groups=bank.dataset_index,
                                            logits=bank.logits)
