@@ -318,13 +318,14 @@ LABELLERS: dict[str, type[Labeller]] = {labeller.name: labeller for labeller in 
 
 def make_labeller(name: str, **params: Any) -> Labeller:
     """Build a labeller by name; ``params`` are its keyword options (see each class)."""
-    if name not in LABELLERS:
-        raise SsmarError(f"unknown labeller {name!r}; choose one of {sorted(LABELLERS)}")
-    return construct(LABELLERS[name], "labeller", params)
+    return construct(LABELLERS, "labeller", name, params)
 
 
-def construct(cls: type, kind: str, params: dict[str, Any]) -> Any:
-    """``cls(**params)``, turning an unknown option into a one-line SsmarError listing the valid ones."""
+def construct(registry: dict[str, type], kind: str, name: str, params: dict[str, Any]) -> Any:
+    """``registry[name](**params)``; an unknown name or option is a one-line SsmarError listing the valid ones."""
+    if name not in registry:
+        raise SsmarError(f"unknown {kind} {name!r}; choose one of {sorted(registry)}")
+    cls = registry[name]
     try:
         return cls(**params)
     except TypeError as exc:

@@ -292,6 +292,4 @@ SCREENS: dict[str, type[Screen]] = {screen_class.name: screen_class for screen_c
 
 def make_screen(name: str, **params: Any) -> Screen:
     """Build a screen by name; ``params`` are its keyword options (see each class)."""
-    if name not in SCREENS:
-        raise SsmarError(f"unknown screen {name!r}; choose one of {sorted(SCREENS)}")
-    return construct(SCREENS[name], "screen", params)
+    return construct(SCREENS, "screen", name, params)
