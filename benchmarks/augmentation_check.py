@@ -25,7 +25,7 @@ from ssmar.data.augment import (STRONG_DEFAULTS, RandomAxisMask, RandomJitter, R
                                 strong_augment, weak_augment)
 from ssmar.data.dataset import prepare_data
 from ssmar.engine.inference import EncodedSet, load_recognizer
-from ssmar.utils.io import save_json, save_text
+from ssmar.runtime.io import save_json, save_text
 
 
 def strong_ops(cfg: dict[str, Any]) -> dict[str, Callable]:

@@ -32,7 +32,7 @@ from ssmar.aplt.labellers import make_labeller
 from ssmar.aplt.offline import offline_round
 from ssmar.aplt.screens import make_screen
 from ssmar.engine.trainer import Trainer, load_checkpoint
-from ssmar.utils.io import save_json, save_text
+from ssmar.runtime.io import save_json, save_text
 
 LABELLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "kmeans (paper)": ("kmeans", {}),
@@ -124,7 +124,7 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ssmar.utils.io import save_figure
+    from ssmar.runtime.io import save_figure
 
     views = sorted({row["views"] for row in rows})
     fig, axes = plt.subplots(1, len(views), figsize=(6 * len(views), 4.2), squeeze=False)

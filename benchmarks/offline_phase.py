@@ -27,7 +27,7 @@ from ssmar.aplt.diagnostics import pseudo_label_quality
 from ssmar.aplt.prototypes import prototype_drift, refine_prototypes
 from ssmar.aplt.ss_kmeans import semi_supervised_kmeans
 from ssmar.aplt.thresholds import make_threshold_policy, screen
-from ssmar.utils.io import save_json
+from ssmar.runtime.io import save_json
 
 RESULTS = Path(__file__).parent / "results" / "offline_phase.json"
 GROUPS = 7

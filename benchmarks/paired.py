@@ -19,7 +19,7 @@ from pathlib import Path
 
 from scipy import stats
 
-from ssmar.utils.io import save_text
+from ssmar.runtime.io import save_text
 
 
 def read_rows(paths: list[Path], metric: str) -> dict[tuple[str, float, int], float]:

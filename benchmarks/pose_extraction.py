@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from ssmar.cli.main import main as ssmar_main
-from ssmar.utils.io import save_json
+from ssmar.runtime.io import save_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "pose_extraction.json"

@@ -68,7 +68,7 @@ def main() -> None:
     text = markdown(compare(args.root))
     print(text)
     if args.out:
-        from ssmar.utils.io import save_text
+        from ssmar.runtime.io import save_text
 
         save_text(text, args.out)
 

@@ -31,7 +31,7 @@ from ssmar.config import load_config
 from ssmar.data.dataset import ClipSet, PreparedData
 from ssmar.data.splits import make_ssl_split
 from ssmar.engine.trainer import Trainer
-from ssmar.utils.io import save_json
+from ssmar.runtime.io import save_json
 
 RESULTS = Path(__file__).parent / "results" / "video_gpu.json"
 MODES = {  # name: (train.amp, train.channels_last)

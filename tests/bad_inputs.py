@@ -124,11 +124,11 @@ class _FullDisk:
 
 
 def _disk_full(scratch: Scratch) -> None:
-    """Every file ``ssmar.utils.io.atomic_open`` opens fails on its first write with ENOSPC."""
-    import ssmar.utils.io
+    """Every file ``ssmar.runtime.io.atomic_open`` opens fails on its first write with ENOSPC."""
+    import ssmar.runtime.io
 
     full = types.SimpleNamespace(**{**vars(os), "fdopen": lambda *a, **k: _FullDisk(os.fdopen(*a, **k))})
-    scratch.monkeypatch.setattr(ssmar.utils.io, "os", full)
+    scratch.monkeypatch.setattr(ssmar.runtime.io, "os", full)
 
 
 def _broken_video(scratch: Scratch) -> None:

@@ -21,7 +21,7 @@ from ssmar.data.skeleton_format import load_skeleton_pickle
 from ssmar.data.splits import make_ssl_split
 from ssmar.engine.trainer import Trainer
 from ssmar.errors import SsmarError
-from ssmar.utils.io import save_json
+from ssmar.runtime.io import save_json
 
 
 def long_tailed_labels() -> np.ndarray:

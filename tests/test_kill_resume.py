@@ -1,4 +1,4 @@
-"""Kill and resume: a run SIGKILLed at a crash point (``SSMAR_FAULT``, see ssmar/engine/faults.py)
+"""Kill and resume: a run SIGKILLed at a crash point (``SSMAR_FAULT``, see ssmar/runtime/faults.py)
 and resumed with ``--resume`` ends bit-identical to an uninterrupted run (CPU is deterministic)."""
 
 import json

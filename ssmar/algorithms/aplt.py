@@ -31,10 +31,10 @@ from ssmar.aplt.offline import OfflineRound, offline_round, scatter_pseudo_label
 from ssmar.aplt.plots import plot_rounds
 from ssmar.aplt.prototypes import PrototypeMemory, prototype_drift, refine_prototypes
 from ssmar.aplt.screens import make_screen
-from ssmar.engine import faults
-from ssmar.engine.distributed import all_reduce_sum, broadcast_
+from ssmar.runtime import faults
+from ssmar.runtime.distributed import all_reduce_sum, broadcast_
 from ssmar.errors import SsmarError
-from ssmar.utils.io import save_json
+from ssmar.runtime.io import save_json
 
 # The paper-faithful configuration (docs/aplt.md): one k-means centre per class, the per-class
 # mean-distance threshold, one clean pass per clip, the margin loss averaged over kept clips,

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ssmar.engine.distributed import all_gather_cat, all_reduce_sum
+from ssmar.runtime.distributed import all_gather_cat, all_reduce_sum
 from ssmar.errors import SsmarError
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ssmar.engine.distributed import mean_over_processes
+from ssmar.runtime.distributed import mean_over_processes
 from ssmar.errors import SsmarError
 
 

@@ -14,7 +14,7 @@ def plot_rounds(rounds: Sequence[dict[str, Any]], path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ssmar.utils.io import save_figure
+    from ssmar.runtime.io import save_figure
 
     numbers = [r["round"] for r in rounds]
 

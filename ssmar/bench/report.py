@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from ssmar.algorithms import ALGORITHMS
 from ssmar.bench.runner import METRICS_FILE, RESULT_FILE, UPPER_BOUND, read_json
 from ssmar.errors import SsmarError
-from ssmar.utils.io import save_figure, save_text
+from ssmar.runtime.io import save_figure, save_text
 
 CSV_COLUMNS = ("method", "ratio", "seed", "top1", "top5", "mean_class_acc", "f1_micro", "f1_macro", "f1_mean",
                "pl_coverage", "pl_acc", "wall_seconds", "work_dir")

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from ssmar.algorithms import ALGORITHMS, algorithm_class
 from ssmar.cli.train import rescore_run, run_training
 from ssmar.errors import SsmarError
-from ssmar.utils.io import save_json
+from ssmar.runtime.io import save_json
 
 UPPER_BOUND = "fullysupervised"  # trains on every label, so it is run once per seed, at ratio 1.0
 RESULT_FILE = "result.json"

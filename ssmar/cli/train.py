@@ -76,7 +76,7 @@ def resume_path(resume: str | None, work_dir: Path) -> Path | None:
 
 def run_training(cfg: dict[str, Any], resume: str | None = None) -> dict[str, Any]:
     """Train (or resume) one run as configured; return the final metrics (on every DDP process)."""
-    from ssmar.engine import distributed
+    from ssmar.runtime import distributed
     from ssmar.engine.trainer import Trainer
 
     # Rank 0 decides (only its work dir is sure to hold latest.pt: it alone writes there), before
@@ -124,7 +124,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ssmar.engine.fusion import metric_summary
     from ssmar.engine.inference import load_recognizer
     from ssmar.engine.metrics import classification_metrics, plot_confusion
-    from ssmar.utils.io import save_json
+    from ssmar.runtime.io import save_json
 
     if args.fuse:
         return cmd_fuse(args)
@@ -161,7 +161,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     """``ssmar eval --fuse A B``: metrics of A, B and their late fusion on the clips both scored."""
     from ssmar.engine.fusion import evaluate_fusion, metric_summary, parse_weights
     from ssmar.engine.metrics import plot_confusion
-    from ssmar.utils.io import save_json
+    from ssmar.runtime.io import save_json
 
     if args.data or args.submission:
         raise SsmarError("with --fuse use --data-a / --data-b instead of --data; --submission needs --checkpoint")

@@ -17,7 +17,7 @@ import numpy as np
 
 from ssmar.data.skeleton_format import load_skeleton_pickle
 from ssmar.errors import SsmarError
-from ssmar.utils.io import atomic_open
+from ssmar.runtime.io import atomic_open
 
 MA52_NUM_CLASSES = 52
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ssmar.errors import SsmarError
-from ssmar.utils.io import save_pickle
+from ssmar.runtime.io import save_pickle
 
 OPTIONAL_TOP_KEYS = ("class_names", "layout", "edges", "body_map", "body_names")
 

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ssmar.errors import SsmarError
-from ssmar.utils.io import save_json
+from ssmar.runtime.io import save_json
 
 
 def stratified_pick(labels: np.ndarray, seed: int, ratio: float | None = None,

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from ssmar.data.dataset import PreparedData
-from ssmar.engine.distributed import DistInfo
+from ssmar.runtime.distributed import DistInfo
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 

@@ -76,7 +76,7 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: str,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ssmar.utils.io import save_figure
+    from ssmar.runtime.io import save_figure
 
     confusion = np.asarray(confusion, dtype=float)
     rows = confusion.sum(axis=1, keepdims=True)

@@ -28,7 +28,7 @@ from ssmar.algorithms.hooks import unlabelled_pool
 from ssmar.config import dump_config
 from ssmar.data.dataset import PreparedData, prepare_data
 from ssmar.data.samplers import InfiniteSampler
-from ssmar.engine import distributed, faults
+from ssmar.runtime import distributed, faults
 from ssmar.engine.augmentations import build_augmentations
 from ssmar.engine.context import Augment, TrainContext
 from ssmar.engine.ema import ModelEMA
@@ -37,7 +37,7 @@ from ssmar.engine.metrics import classification_metrics, plot_confusion
 from ssmar.engine.schedule import build_optimizer, warmup_cosine
 from ssmar.errors import SsmarError
 from ssmar.models import build_model
-from ssmar.utils.io import save_json, save_text, save_torch
+from ssmar.runtime.io import save_json, save_text, save_torch
 
 CHECKPOINT_FORMAT = "ssmar-checkpoint-v1"
 

@@ -30,7 +30,7 @@ from ssmar.data.skeleton_format import save_skeleton_pickle
 from ssmar.errors import SsmarError
 from ssmar.pose.mediapipe_pose import POSE_LAYOUT, PoseEstimator, holistic_edges
 from ssmar.pose.video import VIDEO_EXTENSIONS, VideoError, VideoReader, find_videos, frame_dir_of
-from ssmar.utils.io import atomic_open, save_json
+from ssmar.runtime.io import atomic_open, save_json
 
 @dataclass(frozen=True)
 class ExtractOptions:

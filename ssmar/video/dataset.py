@@ -29,7 +29,7 @@ from ssmar.data.ma52 import MA52_NUM_CLASSES, ma52_body_map, read_label_names, r
 from ssmar.data.splits import load_or_make_split
 from ssmar.errors import SsmarError
 from ssmar.pose.video import VideoError, VideoReader
-from ssmar.utils.io import atomic_open
+from ssmar.runtime.io import atomic_open
 
 
 def default_short_side(resolution: int) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from ssmar.errors import SsmarError
+from ssmar.runtime import faults
 
 
 @contextlib.contextmanager
@@ -66,8 +67,6 @@ def save_text(text: str, path: str | os.PathLike) -> None:
 
 def save_torch(obj: Any, path: str | os.PathLike) -> None:
     import torch
-
-    from ssmar.engine import faults
 
     with atomic_open(path, "wb") as handle:
         torch.save(obj, handle)
