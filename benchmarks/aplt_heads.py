@@ -2,7 +2,7 @@
 
 The inference rule does not change training (it only scores the evaluation clips), so a
 finished run's ``latest.pt`` (final EMA weights and prototypes) answers all three without
-retraining (``ssmar.cli.train.rescore_run``: nothing in the run directory changes). Runs are
+retraining (``ssmar.engine.runs.rescore_run``: nothing in the run directory changes). Runs are
 grouped by the directory above ``ratio*/seed*``.
 
     python benchmarks/aplt_heads.py work_dirs/bench_utd/aplt work_dirs/aplt_val/base/aplt --out FILE.md
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ssmar.cli.train import rescore_run
+from ssmar.engine.runs import rescore_run
 
 HEADS = (("linear", "top1"), ("prototype", "prototype_top1"), ("fused", "fused_top1"))
 

@@ -31,7 +31,8 @@ from ssmar.aplt.diagnostics import COVERAGE_LEVELS, accuracy_curve, compare_with
 from ssmar.aplt.labellers import make_labeller
 from ssmar.aplt.offline import offline_round
 from ssmar.aplt.screens import make_screen
-from ssmar.engine.trainer import Trainer, load_checkpoint
+from ssmar.engine.checkpoint import load_checkpoint
+from ssmar.engine.trainer import Trainer
 from ssmar.runtime.io import save_json, save_text
 
 LABELLERS: dict[str, tuple[str, dict[str, Any]]] = {

@@ -28,8 +28,8 @@ from typing import Any
 import torch
 
 from ssmar.config import load_config
-from ssmar.data.dataset import ClipSet, PreparedData
 from ssmar.data.splits import make_ssl_split
+from ssmar.data.types import ClipSet, PreparedData
 from ssmar.engine.trainer import Trainer
 from ssmar.runtime.io import save_json
 

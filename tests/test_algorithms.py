@@ -13,8 +13,8 @@ from ssmar.algorithms.hooks import (
     consistency_loss, global_sums, pseudo_label, statistic_momentum,
 )
 from conftest import tiny_config
-from ssmar.cli.train import run_training
 from ssmar.config import load_config
+from ssmar.engine.runs import run_training
 from ssmar.engine.trainer import Trainer
 from ssmar.errors import SsmarError
 

@@ -11,8 +11,8 @@ from conftest import tiny_config
 from ssmar.aplt.labellers import make_labeller
 from ssmar.aplt.offline import offline_round, scatter_pseudo_labels
 from ssmar.aplt.screens import make_screen
-from ssmar.cli.train import run_training
 from ssmar.config import load_config
+from ssmar.engine.runs import run_training
 from ssmar.engine.trainer import Trainer
 from ssmar.errors import SsmarError
 

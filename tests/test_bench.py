@@ -12,10 +12,10 @@ from ssmar.bench import format_mean_std, markdown_table, plan_grid, run_grid
 from ssmar.bench import runner
 from ssmar.bench.runner import Cell
 from ssmar.cli.main import main
-from ssmar.cli.train import run_training
 from ssmar.config import load_config
 from ssmar.data.skeleton_format import save_skeleton_pickle
 from ssmar.data.synth import generate_synthetic
+from ssmar.engine.runs import run_training
 from ssmar.errors import SsmarError
 
 TINY = ["train.epochs=1", "train.steps_per_epoch=2", "train.batch_size=4", "model.channels=[8,16]",

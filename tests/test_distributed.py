@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from conftest import TINY_RUN, tiny_config
-from ssmar.cli.train import run_training
+from ssmar.engine.runs import run_training
 
 REPO = Path(__file__).resolve().parents[1]
 # p_cutoff 0 keeps every clip in the mask: with a threshold inside the data's confidences, a clip

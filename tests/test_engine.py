@@ -14,11 +14,11 @@ import torch
 from bad_inputs import SKELETON_DATA_ROWS, BadInput, Scratch
 from conftest import tiny_config
 from ssmar.cli.main import main
-from ssmar.cli.train import run_training
 from ssmar.config import load_config
 from ssmar.data.samplers import InfiniteSampler
 from ssmar.data.skeleton_format import load_skeleton_pickle
 from ssmar.data.splits import make_ssl_split
+from ssmar.engine.runs import run_training
 from ssmar.engine.trainer import Trainer
 from ssmar.errors import SsmarError
 from ssmar.runtime.io import save_json
@@ -88,9 +88,9 @@ def test_short_supervised_run_on_utd_mhad_beats_chance_by_far(utd_file: Path, tm
                              "train.progress=false", f"work_dir={tmp_path}"])
     final = run_training(cfg)
     assert final["top1"] > 30  # 27 classes: chance is 3.7 %
-    for name in ("config.yaml", "split.json", "log.txt", "metrics.json", "latest.pt", "best.pt",
-                 "confusion.png", "confusion.npy"):
+    for name in ("config.yaml", "split.json", "log.txt", "metrics.json", "latest.pt", "confusion.png", "confusion.npy"):
         assert (tmp_path / name).is_file(), name
+    assert not (tmp_path / "best.pt").exists(), "evaluated on test: no checkpoint is selected on it"
     assert list((tmp_path / "tb").iterdir()), "TensorBoard events written"
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["final"]["top1"] == pytest.approx(final["top1"])
@@ -135,7 +135,7 @@ def test_eval_and_predict_round_trip(synth_file: Path, tmp_path: Path, capsys: p
 
 
 def test_cross_subject_validation_carve_out(synth_file: Path, tmp_path: Path) -> None:
-    from ssmar.data.dataset import prepare_data
+    from ssmar.engine.inputs import prepare_data
 
     data = load_skeleton_pickle(synth_file)
     subject_of = {ann["frame_dir"]: ann["subject"] for ann in data["annotations"]}
@@ -147,6 +147,19 @@ def test_cross_subject_validation_carve_out(synth_file: Path, tmp_path: Path) ->
     everyone = ",".join(str(s) for s in train_subjects)
     with pytest.raises(SsmarError, match="some but not all subjects"):
         prepare_data(tiny_config(synth_file, tmp_path / "b", f"data.val_subjects=[{everyone}]"), tmp_path / "b", 0)
+
+
+def test_best_checkpoint_only_on_validation_and_the_callers_config_untouched(synth_file: Path,
+                                                                            tmp_path: Path) -> None:
+    cfg = tiny_config(synth_file, tmp_path, "algorithm.name=fullysupervised", "data.labelled_ratio=0.2",
+                      "data.val_fraction=0.3", "data.eval_on=val", "train.epochs=2", "train.steps_per_epoch=1",
+                      "train.eval_every=1")
+    run_training(cfg)
+    assert cfg["data"]["labelled_ratio"] == 0.2, "the trainer worked on a copy"
+    assert load_config(tmp_path / "config.yaml")["data"]["labelled_ratio"] == 1.0  # what the run trained on
+    best = json.loads((tmp_path / "metrics.json").read_text())["best"]
+    assert (tmp_path / "best.pt").is_file() and best["epoch"] in (1, 2)
+    assert torch.load(tmp_path / "best.pt", weights_only=False)["epoch"] == best["epoch"]
 
 
 def test_demo_main_job_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

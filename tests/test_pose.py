@@ -26,7 +26,7 @@ from ssmar.data.layouts import MEDIAPIPE_POSE_33, layout_for_data  # noqa: E402
 from ssmar.pose.extract import (ExtractOptions, _cache_path, _read_cache, _source_stamp,  # noqa: E402
                                 collect_jobs, extract_clip_pose, run_extraction, skeleton_data)
 from ssmar.pose.mediapipe_pose import HAND_EDGES, NUM_HOLISTIC_JOINTS, PoseEstimator  # noqa: E402
-from ssmar.pose.video import VideoReader  # noqa: E402
+from ssmar.video.decode import VideoReader  # noqa: E402
 
 DEMO_CLIPS = ("B1_nodding__0019_02_0078.mp4", "B2_shaking_head__0035_02_0007.mp4")
 

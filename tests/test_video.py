@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from ssmar.cli.main import main as ssmar_main
-from ssmar.cli.train import run_training
 from ssmar.config import load_config
 from ssmar.data.skeleton_format import save_skeleton_pickle
 from ssmar.data.synth import generate_synthetic
-from ssmar.engine.augmentations import build_augmentations
 from ssmar.engine.fusion import ScoredClips, late_fusion, parse_weights
+from ssmar.engine.inputs import build_augmentations
+from ssmar.engine.runs import run_training
 from ssmar.errors import SsmarError
 from ssmar.models import build_model
 from ssmar.models.tsm import TSMResNet, temporal_shift

@@ -31,9 +31,9 @@ from ssmar.aplt.offline import OfflineRound, offline_round, scatter_pseudo_label
 from ssmar.aplt.plots import plot_rounds
 from ssmar.aplt.prototypes import PrototypeMemory, prototype_drift, refine_prototypes
 from ssmar.aplt.screens import make_screen
+from ssmar.errors import SsmarError
 from ssmar.runtime import faults
 from ssmar.runtime.distributed import all_reduce_sum, broadcast_
-from ssmar.errors import SsmarError
 from ssmar.runtime.io import save_json
 
 # The paper-faithful configuration (docs/aplt.md): one k-means centre per class, the per-class
@@ -177,7 +177,7 @@ class APLT(Algorithm):
                     saved[module] = (module.momentum, module.num_batches_tracked.clone())
                     module.momentum = 0.0  # running = 1 · running + 0 · batch: unchanged
                     module.train()
-        generator = torch.Generator().manual_seed(int(ctx.cfg["seed"]) * 1_000_003 + self.round)
+        generator = torch.Generator().manual_seed(ctx.seed * 1_000_003 + self.round)
         clips, embed = self._bank_shard(encoder)
         try:
             bank = build_feature_bank(embed, clips, ctx.data.labelled, ctx.data.train.labels[ctx.data.labelled],

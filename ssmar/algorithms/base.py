@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ssmar.errors import SsmarError
 
 if TYPE_CHECKING:
-    from ssmar.engine.context import TrainContext
+    from ssmar.algorithms.context import TrainContext
 
 
 @dataclass
@@ -75,7 +75,7 @@ class Algorithm:
         """Weight factor of unlabelled losses, rising linearly from 0 to 1 over the first
         ``train.unsup_rampup`` share of steps; shared by every SSL method so that none trains
         on the pseudo-labels of an untrained model (short budgets from scratch need it; ours)."""
-        rampup_steps = float(self.context.cfg["train"]["unsup_rampup"]) * self.context.total_steps
+        rampup_steps = self.context.unsup_rampup * self.context.total_steps
         return min(1.0, self.context.step / rampup_steps) if rampup_steps > 0 else 1.0
 
     def on_epoch_start(self, epoch: int) -> None:

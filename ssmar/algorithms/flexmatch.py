@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ssmar.algorithms.base import Batch
 from ssmar.algorithms.fixmatch import FixMatch
-from ssmar.algorithms.hooks import ClasswiseStatus, unlabelled_pool
+from ssmar.algorithms.hooks import ClasswiseStatus
 
 
 class FlexMatch(FixMatch):
@@ -25,7 +25,7 @@ class FlexMatch(FixMatch):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         context = self.context
-        self.status = ClasswiseStatus(unlabelled_pool(context), len(context.data.train), self.num_classes,
+        self.status = ClasswiseStatus(context.data.unlabelled_pool, len(context.data.train), self.num_classes,
                                       float(self.params["p_cutoff"]), bool(self.params["thresh_warmup"]),
                                       context.device)
         self.statistics["classwise"] = self.status

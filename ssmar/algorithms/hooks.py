@@ -9,17 +9,14 @@ holds the same global statistic.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ssmar.runtime.distributed import all_gather_cat, all_reduce_sum
 from ssmar.errors import SsmarError
-
-if TYPE_CHECKING:
-    from ssmar.engine.context import TrainContext
+from ssmar.runtime.distributed import all_gather_cat, all_reduce_sum
 
 
 def pseudo_label(logits: Tensor, hard: bool = True, temperature: float = 1.0) -> Tensor:
@@ -68,14 +65,6 @@ def global_sums(*parts: Tensor) -> list[Tensor]:
     flat = torch.cat([part.detach().double().reshape(-1) for part in parts])
     all_reduce_sum(flat)
     return [chunk.view(part.shape) for chunk, part in zip(flat.split([part.numel() for part in parts]), parts)]
-
-
-def unlabelled_pool(context: "TrainContext") -> Tensor:
-    """Train-set positions the unlabelled sampler draws from (``data.include_labelled_in_unlabelled``)."""
-    data = context.data
-    if context.cfg["data"]["include_labelled_in_unlabelled"]:
-        return torch.cat([data.labelled, data.unlabelled])
-    return data.unlabelled
 
 
 class Statistics:

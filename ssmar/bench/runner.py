@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 from tqdm import tqdm
 
 from ssmar.algorithms import ALGORITHMS, algorithm_class
-from ssmar.cli.train import rescore_run, run_training
+from ssmar.engine.runs import rescore_run, run_training
 from ssmar.errors import SsmarError
 from ssmar.runtime.io import save_json
 

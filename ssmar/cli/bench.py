@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any, Callable
 
-from ssmar.config import load_config
 from ssmar.errors import SsmarError
 
 
@@ -47,27 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.set_defaults(func=cmd_bench_report)
 
 
-def base_config(config: str | None, overrides: list[str], device: str | None) -> dict[str, Any]:
-    """The config every cell of a grid starts from (``bench`` and ``demo``)."""
-    from ssmar.bench.runner import check_base_config
-
-    base = load_config(config, overrides)
-    if device:
-        base["device"] = device
-    check_base_config(base, overrides)
-    return base
-
-
-def run_and_report(base: dict[str, Any], cells: list, root: Path, data_file: Path, jobs: int) -> None:
-    """Run the missing cells, rewriting the tables after each, and once more at the end."""
-    from ssmar.bench.report import write_reports
-    from ssmar.bench.runner import run_grid
-
-    run_grid(base, cells, root, data_file, jobs=jobs, on_result=lambda _: write_reports(root))
-    write_reports(root)  # also when every cell was already finished
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
+    from ssmar.bench.grid import base_config, run_and_report
     from ssmar.bench.runner import plan_grid
 
     root = Path(args.work_dir)
@@ -92,16 +72,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _rescore(base: dict[str, Any], cells: list, root: Path, data_file: Path) -> int:
-    from ssmar.bench.report import write_reports
-    from ssmar.bench.runner import cell_config, rescore_cell
+    from ssmar.bench.grid import rescore_grid
 
-    for cell in cells:
-        result = rescore_cell(cell_config(base, cell, root, data_file), cell)
+    for cell, result in rescore_grid(base, cells, root, data_file):
         if result is None:
             print(f"bench: {cell} has not finished; skipped")
         else:
             print(f"bench: {cell} top1 {result['rescored_from']['top1']:.2f} -> {result['top1']:.2f}")
-    write_reports(root)
     return 0
 
 

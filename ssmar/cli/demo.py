@@ -30,9 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from ssmar.bench.grid import base_config, run_and_report
     from ssmar.bench.report import collect_results, summary_markdown
     from ssmar.bench.runner import plan_grid
-    from ssmar.cli.bench import base_config, run_and_report
     from ssmar.data.skeleton_format import save_skeleton_pickle
     from ssmar.data.synth import generate_synthetic
 

@@ -62,56 +62,9 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return cfg
 
 
-def resume_path(resume: str | None, work_dir: Path) -> Path | None:
-    if resume is None:
-        return None
-    if resume == "auto":
-        latest = work_dir / "latest.pt"
-        return latest if latest.is_file() else None
-    path = Path(resume)
-    if not path.is_file():
-        raise SsmarError(f"--resume {resume}: no such checkpoint; use --resume auto or a path to latest.pt")
-    return path
-
-
-def run_training(cfg: dict[str, Any], resume: str | None = None) -> dict[str, Any]:
-    """Train (or resume) one run as configured; return the final metrics (on every DDP process)."""
-    from ssmar.runtime import distributed
-    from ssmar.engine.trainer import Trainer
-
-    # Rank 0 decides (only its work dir is sure to hold latest.pt: it alone writes there), before
-    # the data is loaded so that a wrong path fails fast; the process group starts with the Trainer.
-    is_main = os.environ.get("RANK", "0") == "0"
-    checkpoint = resume_path(resume, Path(cfg["work_dir"])) if is_main else None
-    trainer = Trainer(cfg, Path(cfg["work_dir"]))
-    checkpoint = distributed.broadcast_object(checkpoint)
-    if checkpoint is not None:
-        trainer.resume(checkpoint)
-    final = trainer.fit()
-    distributed.shutdown()
-    return final
-
-
-def rescore_run(run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Final metrics of a finished run as the current code evaluates them (e.g. after a change of
-    inference rule), from its ``latest.pt`` and ``config.yaml`` plus ``overrides``: no training,
-    and nothing in ``run_dir`` changes (the trainer works in a scratch directory)."""
-    import tempfile
-
-    from ssmar.engine.trainer import Trainer
-
-    checkpoint = run_dir / "latest.pt"
-    if not checkpoint.is_file() or not (run_dir / "config.yaml").is_file():
-        raise SsmarError(f"{run_dir}: no latest.pt / config.yaml to rescore; train the run first")
-    cfg = load_config(run_dir / "config.yaml", [*(overrides or []), "train.progress=false"])
-    with tempfile.TemporaryDirectory() as scratch:
-        cfg["work_dir"] = scratch
-        trainer = Trainer(cfg, Path(scratch))
-        trainer.resume(checkpoint)
-        return trainer.evaluate()
-
-
 def cmd_train(args: argparse.Namespace) -> int:
+    from ssmar.engine.runs import run_training
+
     cfg = config_from_args(args)
     final = run_training(cfg, args.resume)
     if final and os.environ.get("RANK", "0") == "0":  # under torchrun: one summary line, rank 0's

@@ -1,14 +1,13 @@
 """Load a skeleton file into in-memory tensors plus the SSL partition of its train split.
 
 Skeleton clips are small, so every split is preprocessed once into one tensor
-``[N, C, T, V, M]``; augmentation then runs batched on the training device.
-``data.type=video`` dispatches to :func:`ssmar.video.dataset.prepare_video_data`, whose
-clips are a lazy stand-in for that tensor.
+``[N, C, T, V, M]``; augmentation then runs batched on the training device. The video
+counterpart is :func:`ssmar.video.dataset.prepare_video_data`; :func:`ssmar.engine.inputs.prepare_data`
+chooses between them by ``data.type``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,38 +18,8 @@ from ssmar.data.layouts import Layout, layout_for_data
 from ssmar.data.preprocess import clip_to_array
 from ssmar.data.skeleton_format import load_skeleton_pickle, split_members
 from ssmar.data.splits import load_or_make_split, stratified_pick
+from ssmar.data.types import ClipSet, PreparedData, unlabelled_pool
 from ssmar.errors import SsmarError
-
-
-@dataclass
-class ClipSet:
-    clips: torch.Tensor  # [N, C, T, V, M]; for video a lazy VideoClips, indexed to [B, 3, T, H, W]
-    labels: torch.Tensor  # [N]
-    names: list[str]
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def subset(self, positions: np.ndarray | torch.Tensor) -> "ClipSet":
-        positions = torch.as_tensor(positions, dtype=torch.long)
-        return ClipSet(self.clips[positions], self.labels[positions], [self.names[i] for i in positions.tolist()])
-
-
-@dataclass
-class PreparedData:
-    train: ClipSet  # the training split (minus any validation carve-out)
-    labelled: torch.Tensor  # positions into train
-    unlabelled: torch.Tensor  # positions into train; their labels are for diagnostics only
-    evaluation: ClipSet  # what per-epoch evaluation and final metrics use (test or val)
-    class_names: list[str]
-    layout: Layout | None  # None for video data
-    body_map: list[int] | None = None
-    body_names: list[str] | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
 
 
 def encode_annotations(annotations: list[dict], layout: Layout, frames: int, max_persons: int) -> ClipSet:
@@ -82,17 +51,10 @@ def validation_carve_out(annotations: list[dict], labels: np.ndarray, train_pos:
     return train_pos, None
 
 
-def prepare_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_split: bool = True) -> PreparedData:
-    """Encode the configured splits; ``write_split=False`` (DDP ranks but 0) neither reads nor
-    writes WORK_DIR/split.json: the trainer takes rank 0's partition."""
+def prepare_skeleton_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_split: bool = True) -> PreparedData:
+    """Encode the configured splits of ``data.file``; ``write_split=False`` (DDP ranks but 0) neither
+    reads nor writes WORK_DIR/split.json: the trainer takes rank 0's partition."""
     data_cfg = cfg["data"]
-    data_type = data_cfg.get("type", "skeleton")
-    if data_type == "video":
-        from ssmar.video.dataset import prepare_video_data
-
-        return prepare_video_data(cfg, work_dir, seed, write_split)
-    if data_type != "skeleton":
-        raise SsmarError(f"unknown data.type '{data_type}'; use skeleton or video")
     if not data_cfg.get("file"):
         raise SsmarError("no data file given; set data.file=PATH (a skeleton pickle) or use `ssmar data synth`")
     source = str(data_cfg["file"])
@@ -124,7 +86,9 @@ def prepare_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_split: bo
     split_file = work_dir / "split.json" if write_split else None
     labelled, unlabelled = load_or_make_split(split_file, train.names, train.labels.numpy(), params,
                                               num_classes=len(class_names))
-    return PreparedData(train=train, labelled=torch.from_numpy(labelled), unlabelled=torch.from_numpy(unlabelled),
+    labelled, unlabelled = torch.from_numpy(labelled), torch.from_numpy(unlabelled)
+    return PreparedData(train=train, labelled=labelled, unlabelled=unlabelled,
+                        unlabelled_pool=unlabelled_pool(labelled, unlabelled, data_cfg["include_labelled_in_unlabelled"]),
                         evaluation=evaluation, class_names=class_names, layout=layout,
                         body_map=data.get("body_map"), body_names=data.get("body_names"),
                         info={"source": source, "train_clips": len(train), "eval_clips": len(evaluation),

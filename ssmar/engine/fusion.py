@@ -17,7 +17,7 @@ import numpy as np
 
 from ssmar.engine.metrics import classification_metrics
 from ssmar.errors import SsmarError
-from ssmar.pose.video import frame_dir_of
+from ssmar.video.decode import frame_dir_of
 
 
 @dataclass

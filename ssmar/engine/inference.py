@@ -14,8 +14,8 @@ from ssmar.algorithms import algorithm_class
 from ssmar.data.dataset import encode_annotations
 from ssmar.data.layouts import Layout
 from ssmar.data.skeleton_format import load_skeleton_pickle, split_members
+from ssmar.engine.checkpoint import load_checkpoint, resolve_device
 from ssmar.engine.evaluate import predict_scores
-from ssmar.engine.trainer import load_checkpoint, resolve_device
 from ssmar.errors import SsmarError
 from ssmar.models import build_model
 

@@ -9,6 +9,7 @@ checkpoint holding everything needed to resume bit-exactly on CPU.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import random
@@ -24,30 +25,20 @@ from tqdm import tqdm
 
 from ssmar.algorithms import algorithm_class
 from ssmar.algorithms.base import Algorithm, Batch, StepResult
-from ssmar.algorithms.hooks import unlabelled_pool
+from ssmar.algorithms.context import Augment, TrainContext
 from ssmar.config import dump_config
-from ssmar.data.dataset import PreparedData, prepare_data
 from ssmar.data.samplers import InfiniteSampler
-from ssmar.runtime import distributed, faults
-from ssmar.engine.augmentations import build_augmentations
-from ssmar.engine.context import Augment, TrainContext
+from ssmar.data.types import PreparedData
+from ssmar.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, resolve_device
 from ssmar.engine.ema import ModelEMA
 from ssmar.engine.evaluate import predict_scores
+from ssmar.engine.inputs import build_augmentations, prepare_data
 from ssmar.engine.metrics import classification_metrics, plot_confusion
 from ssmar.engine.schedule import build_optimizer, warmup_cosine
 from ssmar.errors import SsmarError
 from ssmar.models import build_model
+from ssmar.runtime import distributed, faults
 from ssmar.runtime.io import save_json, save_text, save_torch
-
-CHECKPOINT_FORMAT = "ssmar-checkpoint-v1"
-
-
-def resolve_device(name: str) -> torch.device:
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SsmarError(f"device '{name}' requested but CUDA is not available here; use --device cpu")
-    if not (name == "cpu" or name.startswith("cuda")):
-        raise SsmarError(f"unknown device '{name}'; use cpu, cuda or cuda:N")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -106,8 +97,9 @@ class PseudoLabelMeter:
 
 class Trainer:
     def __init__(self, cfg: dict[str, Any], work_dir: Path, data: PreparedData | None = None):
-        """``data`` replaces loading ``cfg['data']`` (benchmarks pass in-memory synthetic clips)."""
-        self.cfg = cfg
+        """``data`` replaces loading ``cfg['data']`` (benchmarks pass in-memory synthetic clips). ``cfg`` is
+        copied: the run's own settings (e.g. every label for an all-label method) never reach the caller's."""
+        cfg = self.cfg = copy.deepcopy(cfg)
         self.work_dir = Path(work_dir)
         self.dist = distributed.init_distributed(cfg["device"])
         device = cfg["device"]
@@ -141,8 +133,8 @@ class Trainer:
         self.data: PreparedData = data if data is not None else prepare_data(cfg, self.work_dir, seed=cfg["seed"],
                                                                              write_split=self.dist.is_main)
         if self.dist.world_size > 1:  # every process trains on rank 0's partition (its split.json)
-            self.data.labelled, self.data.unlabelled = distributed.broadcast_object(
-                (self.data.labelled, self.data.unlabelled))
+            self.data.labelled, self.data.unlabelled, self.data.unlabelled_pool = distributed.broadcast_object(
+                (self.data.labelled, self.data.unlabelled, self.data.unlabelled_pool))
         if self.algorithm_cls.uses_unlabelled and len(self.data.unlabelled) == 0:
             raise SsmarError(f"{cfg['algorithm']['name']} needs unlabelled clips but the split has none; "
                              "lower data.labelled_ratio")
@@ -175,11 +167,12 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg["seed"] * 7919)
         weak, strong = build_augmentations(cfg)
         self.context = TrainContext(
-            cfg=cfg, device=self.device, data=self.data, work_dir=self.work_dir,
+            device=self.device, data=self.data, work_dir=self.work_dir,
             weak_augment=weak, strong_augment=strong,
             generator=self.generator, ema_model=self.ema.module, dist=self.dist, logger=self.logger,
-            steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
-            label_smoothing=float(train_cfg["label_smoothing"]))
+            seed=int(cfg["seed"]), steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
+            unsup_rampup=float(train_cfg["unsup_rampup"]), label_smoothing=float(train_cfg["label_smoothing"]),
+            progress=bool(train_cfg["progress"]) and self.dist.is_main)
         self.algorithm: Algorithm = self.algorithm_cls(self.train_model, self.data.num_classes,
                                                        dict(cfg["algorithm"]["params"] or {}), self.context)
         batch = int(train_cfg["batch_size"])
@@ -190,7 +183,7 @@ class Trainer:
                                                 rank=self.dist.rank, world_size=self.dist.world_size)
         self.unlabelled_sampler = None
         if self.algorithm_cls.uses_unlabelled:
-            self.unlabelled_sampler = InfiniteSampler(unlabelled_pool(self.context), batch * int(train_cfg["uratio"]), seed=cfg["seed"] + 1,
+            self.unlabelled_sampler = InfiniteSampler(self.data.unlabelled_pool, batch * int(train_cfg["uratio"]), seed=cfg["seed"] + 1,
                                                       rank=self.dist.rank, world_size=self.dist.world_size)
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
@@ -350,6 +343,7 @@ class Trainer:
         """Train to the configured budget (from a resumed state if any); return final metrics."""
         cfg, is_main = self.cfg, self.dist.is_main
         epochs = int(cfg["train"]["epochs"])
+        selects_best = cfg["data"]["eval_on"] == "val"
         if is_main:
             save_text(dump_config(cfg), self.work_dir / "config.yaml")
             from torch.utils.tensorboard import SummaryWriter
@@ -373,7 +367,9 @@ class Trainer:
                 metrics = self.evaluate()
                 record.update({f"eval_{k}": v for k, v in metrics.items()
                                if k in ("top5", "mean_class_acc", "f1_macro") or k.endswith("top1")})
-                if not self.best or metrics["top1"] > self.best["top1"]:
+                # best.pt is selected on a validation split only: chosen by test top-1 it would be a model
+                # selected on the test data. Evaluating on test, latest.pt is the run's model.
+                if selects_best and (not self.best or metrics["top1"] > self.best["top1"]):
                     self.best = {"epoch": self.epoch, "top1": metrics["top1"]}
                     if is_main:
                         save_torch(self.checkpoint_state(), self.work_dir / "best.pt")
@@ -419,19 +415,3 @@ class Trainer:
         self.logger.info(f"final: top1={final['top1']:.2f} top5={final['top5']:.2f} "
                          f"mean_class_acc={final['mean_class_acc']:.2f} f1_macro={final['f1_macro']:.2f} "
                          f"({self.elapsed:.0f}s); work dir {self.work_dir}")
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise SsmarError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise SsmarError(f"{path}: unreadable checkpoint ({type(exc).__name__}); it is corrupt or truncated, "
-                         "use another one (e.g. best.pt of the run) or retrain") from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise SsmarError(f"{path} is not an ssmar checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r}); "
-                         "pass a latest.pt / best.pt written by ssmar train")
-    return state

@@ -29,8 +29,8 @@ from ssmar.data.ma52 import MA52_NUM_CLASSES, ma52_body_map, read_list_file
 from ssmar.data.skeleton_format import save_skeleton_pickle
 from ssmar.errors import SsmarError
 from ssmar.pose.mediapipe_pose import POSE_LAYOUT, PoseEstimator, holistic_edges
-from ssmar.pose.video import VIDEO_EXTENSIONS, VideoError, VideoReader, find_videos, frame_dir_of
 from ssmar.runtime.io import atomic_open, save_json
+from ssmar.video.decode import VIDEO_EXTENSIONS, VideoError, VideoReader, find_videos, frame_dir_of
 
 @dataclass(frozen=True)
 class ExtractOptions:

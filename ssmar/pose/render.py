@@ -22,8 +22,8 @@ from ssmar.data.layouts import layout_for_data
 from ssmar.data.skeleton_format import load_skeleton_pickle
 from ssmar.errors import SsmarError
 from ssmar.pose.extract import ExtractOptions, extract_clip_pose, skeleton_data
-from ssmar.pose.video import VideoError, VideoReader
 from ssmar.runtime.io import atomic_open, save_figure
+from ssmar.video.decode import VideoError, VideoReader
 
 #: Long side of rendered frames: enough to judge joints, small enough for a GIF.
 DEFAULT_RENDER_SIDE = 540

@@ -2,7 +2,7 @@
 
 A clip is ``segments`` frames, one from each equal segment of the video (TSN): a random
 frame of each segment for training, the centre frame for evaluation. Frames are decoded
-with :class:`ssmar.pose.video.VideoReader` (PyAV, else OpenCV), resized in the decoder
+with :class:`ssmar.video.decode.VideoReader` (PyAV, else OpenCV), resized in the decoder
 so the short side is ``short_side`` and centre-cropped square. Training clips keep the
 whole square, for the weak augmentation's random resized crop to ``resolution``;
 evaluation clips are the central ``resolution`` crop (the 256 -> 224 convention).
@@ -24,12 +24,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ssmar.data.dataset import ClipSet, PreparedData
 from ssmar.data.ma52 import MA52_NUM_CLASSES, ma52_body_map, read_label_names, read_list_file
 from ssmar.data.splits import load_or_make_split
+from ssmar.data.types import ClipSet, PreparedData, unlabelled_pool
 from ssmar.errors import SsmarError
-from ssmar.pose.video import VideoError, VideoReader
 from ssmar.runtime.io import atomic_open
+from ssmar.video.decode import VideoError, VideoReader
 
 
 def default_short_side(resolution: int) -> int:
@@ -180,7 +180,8 @@ def load_video_list(list_file: str | Path, data_cfg: dict[str, Any], train: bool
 
 
 def prepare_video_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_split: bool = True) -> PreparedData:
-    """Train/test lists -> :class:`PreparedData` with the saved SSL split, as ``prepare_data`` for skeletons.
+    """Train/test lists -> :class:`PreparedData` with the saved SSL split, as
+    :func:`ssmar.data.dataset.prepare_skeleton_data` for skeletons.
 
     ``write_split=False`` (DDP ranks but 0) neither reads nor writes WORK_DIR/split.json.
     """
@@ -214,7 +215,9 @@ def prepare_video_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_spl
     labelled, unlabelled = load_or_make_split(work_dir / "split.json" if write_split else None, train.names,
                                               train.labels.numpy(), params, num_classes=0)
     body_map, body_names = ma52_body_map() if len(class_names) == MA52_NUM_CLASSES else (None, None)
-    return PreparedData(train=train, labelled=torch.from_numpy(labelled), unlabelled=torch.from_numpy(unlabelled),
+    labelled, unlabelled = torch.from_numpy(labelled), torch.from_numpy(unlabelled)
+    return PreparedData(train=train, labelled=labelled, unlabelled=unlabelled,
+                        unlabelled_pool=unlabelled_pool(labelled, unlabelled, data_cfg["include_labelled_in_unlabelled"]),
                         evaluation=evaluation, class_names=class_names, layout=None, body_map=body_map,
                         body_names=body_names,
                         info={"source": str(data_cfg["train_list"]), "type": "video", "train_clips": len(train),

@@ -1,4 +1,4 @@
-"""Video decoding for pose extraction: PyAV first, OpenCV as fallback.
+"""Video decoding for the RGB path and pose extraction: PyAV first, OpenCV as fallback.
 
 Frames come out as RGB ``uint8`` arrays, optionally downscaled inside the decoder
 (swscale) so the long side is at most ``max_side`` pixels, which helps with 4K input.
