@@ -46,13 +46,24 @@ def test_temporal_shift_moves_two_folds_one_step_each_way() -> None:
 
 @pytest.mark.parametrize("depth, dim, keys", [(18, 512, 122), (50, 2048, 320)])
 def test_tsm_resnet_shapes_and_torchvision_key_names(depth: int, dim: int, keys: int) -> None:
-    model = build_model({"name": "tsm_resnet", "depth": depth, "channels": [8]}, 5, None, 3).eval()
+    model = build_model({"name": "tsm_resnet", "depth": depth}, 5, None, 3).eval()
     out = model(torch.rand(2, 3, 3, 32, 32))
     assert out["feat"].shape == (2, dim) and out["logits"].shape == (2, 5) and model.embed_dim == dim
     state = model.state_dict()
     assert len(state) == keys  # torchvision resnet18: 122 entries, resnet50: 320 (their fc <-> our head)
     assert {"conv1.weight", "bn1.running_var", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight",
             "layer4.1.bn2.num_batches_tracked", "head.weight"} <= set(state)
+
+
+def test_model_keys_of_another_backbone_are_rejected_unless_left_at_their_default() -> None:
+    section = load_config(None, ["model.name=tsm_resnet", "model.depth=18"])["model"]  # ST-GCN keys at defaults
+    assert build_model(section, 5, None, 3).embed_dim == 512
+    with pytest.raises(SsmarError, match=r"model.channels=\[8\]: not a setting of model.name=tsm_resnet, which takes "
+                                         r"model.depth, model.dropout, model.pretrained, model.shift_div;"):
+        build_model({**section, "channels": [8]}, 5, None, 3)
+    stgcn = load_config(None, ["model.depth=18"])["model"]
+    with pytest.raises(SsmarError, match=r"model.depth=18: not a setting of model.name=stgcn"):
+        build_model(stgcn, 5, torch.ones(3, 4, 4), 3)
 
 
 def test_clips_of_a_batch_do_not_mix() -> None:
