@@ -22,6 +22,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from aplt_heads import score_run  # noqa: E402  (this script's directory is on sys.path)
 
+from ssmar.aplt.rounds import read_rounds  # noqa: E402
+
 
 def collect(root: Path) -> list[dict]:
     rows = []
@@ -33,8 +35,8 @@ def collect(root: Path) -> list[dict]:
         for cell in cells:
             result = json.loads((cell / "result.json").read_text())
             walls.append(result["wall_seconds"])
-            if (cell / "aplt_rounds.json").is_file():
-                rounds.append(json.loads((cell / "aplt_rounds.json").read_text())["rounds"][-1])
+            if cell_rounds := read_rounds(cell):
+                rounds.append(cell_rounds[-1])
                 heads.append(score_run(cell))
             else:
                 heads.append({"linear": result.get("rescored_from", result)["top1"]})

@@ -2,9 +2,9 @@
 
 For each checkpoint (e.g. the ``epoch_<n>.pt`` files that ``train.checkpoint_epochs`` keeps at
 APLT's round epochs) the run's own data and labelled/unlabelled split are rebuilt, the EMA
-model embeds the feature bank exactly as APLT's offline phase does (``APLT._embed_bank``, with
-1 and ``--views`` passes per row), and every labeller and screen of ``ssmar/aplt`` labels the
-unlabelled clips. Each is scored against the hidden labels beside the same checkpoint's
+model embeds the feature bank exactly as APLT's offline phase does (``ssmar.aplt.embedding.embed_bank``
+with the first round's augmentation stream, 1 and ``--views`` passes per row), and every labeller
+and screen of ``ssmar/aplt`` labels the unlabelled clips. Each is scored against the hidden labels beside the same checkpoint's
 classifier confidence at equal coverage, and its accuracy-coverage curve (ranked by its own
 score) is drawn next to the classifier's. Run it on checkpoints of runs that evaluated on a
 validation carve-out (``data.eval_on=val``): defaults are chosen here, never on the test split.
@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ssmar.aplt.diagnostics import COVERAGE_LEVELS, accuracy_curve, compare_with_classifier
+from ssmar.aplt.embedding import bank_generator, embed_bank
 from ssmar.aplt.labellers import make_labeller
 from ssmar.aplt.offline import offline_round
 from ssmar.aplt.screens import make_screen
@@ -66,10 +67,12 @@ def study_checkpoint(path: Path, views: list[int], p_cutoff: float) -> list[dict
             shutil.copy(split, Path(scratch) / "split.json")
         trainer = Trainer(cfg, Path(scratch))
         trainer.ema.module.load_state_dict(state["ema"])
-        algorithm, data = trainer.algorithm, trainer.data
+        params, data, ctx = trainer.algorithm.params, trainer.data, trainer.context
         true_all = data.train.labels
         for passes in views:
-            bank = algorithm._embed_bank(trainer.ema.module, int(algorithm.params["num_aug"]), passes, "eval")
+            bank = embed_bank(trainer.ema.module, data, ctx.clips, ctx.weak_augment, bank_generator(ctx.seed, 0),
+                              num_aug=int(params["num_aug"]), views=passes, batch_norm="eval",
+                              batch_size=int(params["bank_batch_size"]), device=ctx.device, dist=ctx.dist)
             unlabelled = bank.is_unlabelled
             true = true_all[bank.dataset_index[unlabelled].cpu()]
             logits = bank.logits[unlabelled].cpu()

@@ -17,16 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ssmar.aplt.rounds import ROUNDS_FILE, read_rounds
+
 
 def compare(root: Path) -> list[dict]:
     rows = []
-    for rounds_file in sorted(root.glob("aplt/ratio*/seed*/aplt_rounds.json")):
+    for rounds_file in sorted(root.glob(f"aplt/ratio*/seed*/{ROUNDS_FILE}")):
         cell = rounds_file.parent
         fixmatch = root / "fixmatch" / cell.parent.name / cell.name / "metrics.json"
         if not fixmatch.is_file():
             continue
         history = {record["epoch"]: record for record in json.loads(fixmatch.read_text())["history"]}
-        for record in json.loads(rounds_file.read_text())["rounds"]:
+        for record in read_rounds(cell):
             epoch = record["epoch"] + 1  # the round runs before 0-based epoch e: FixMatch's record e + 1
             fix = history.get(epoch)
             if fix is None or not fix.get("pl_coverage") or "aplt_accuracy_curve" not in record:

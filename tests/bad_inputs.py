@@ -2,7 +2,7 @@
 
 Each row is a real command line (``ssmar ...`` without the program name) run in a
 scratch folder ``{tmp}`` that holds a good data file (``synth.pkl``) and a finished
-tiny run (``prior/``: latest.pt, best.pt, split.json, metrics.json, ...). ``setup``
+tiny run (``prior/``: latest.pt, split.json, metrics.json, ...). ``setup``
 writes the bad input there. ``message`` is the exact error line the CLI prints after
 ``error: ``, with ``{tmp}`` for the scratch folder (``<tmp>`` in the docs).
 """
@@ -226,6 +226,9 @@ CATALOGUE: list[BadInput] = [
              train("algorithm.name=fixmatch", "algorithm.params.p_cut=0.9"),
              "algorithm.params: unknown key(s) ['p_cut'] for fixmatch; valid: ['T', 'hard_label', 'lambda_u', "
              "'p_cutoff']"),
+    BadInput("model-key-of-another-backbone", "model key the chosen backbone does not take", train("model.depth=18"),
+             "model.depth=18: not a setting of model.name=stgcn, which takes model.channels, model.dropout, "
+             "model.head_dropout, model.strides, model.temporal_kernel; remove it or choose the backbone it belongs to"),
     BadInput("config-file-missing", "config file not found", ("train", "--config", "{tmp}/nope.yaml"),
              "config file not found: {tmp}/nope.yaml; see configs/ for examples"),
     BadInput("config-invalid-yaml", "config file with invalid YAML", ("train", "--config", "{tmp}/bad.yaml"),
@@ -247,7 +250,7 @@ CATALOGUE: list[BadInput] = [
              "resume with the config it was trained with, or train from scratch in a new --work-dir"),
     BadInput("corrupt-checkpoint", "corrupt checkpoint", ("eval", "--checkpoint", "{tmp}/bad.pt", "--out", "{tmp}/ev"),
              "{tmp}/bad.pt: unreadable checkpoint (UnpicklingError); it is corrupt or truncated, "
-             "use another one (e.g. best.pt of the run) or retrain",
+             "use another checkpoint of the run (epoch_<n>.pt, best.pt where written) or retrain",
              _bytes("bad.pt", b"garbage")),
     BadInput("foreign-checkpoint", "a torch file that is not an ssmar checkpoint",
              ("eval", "--checkpoint", "{tmp}/weights.pt", "--out", "{tmp}/ev"),

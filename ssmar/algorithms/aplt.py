@@ -23,18 +23,17 @@ import torch.nn.functional as F
 
 from ssmar.algorithms.base import Algorithm, Batch, StepResult
 from ssmar.algorithms.hooks import confidence_mask, consistency_loss
-from ssmar.aplt.diagnostics import compare_with_classifier
-from ssmar.aplt.feature_bank import FeatureBank, build_feature_bank
+from ssmar.aplt.embedding import bank_generator, embed_bank, train_table
+from ssmar.aplt.feature_bank import FeatureBank
 from ssmar.aplt.labellers import make_labeller
 from ssmar.aplt.losses import additive_margin_loss
 from ssmar.aplt.offline import OfflineRound, offline_round, scatter_pseudo_labels
-from ssmar.aplt.plots import plot_rounds
-from ssmar.aplt.prototypes import PrototypeMemory, prototype_drift, refine_prototypes
+from ssmar.aplt.prototypes import PrototypeMemory, fused_scores, prototype_cosine, refine_prototypes
+from ssmar.aplt.rounds import round_record, round_summary, save_rounds
 from ssmar.aplt.screens import make_screen
 from ssmar.errors import SsmarError
 from ssmar.runtime import faults
 from ssmar.runtime.distributed import all_reduce_sum, broadcast_
-from ssmar.runtime.io import save_json
 
 # The paper-faithful configuration (docs/aplt.md): one k-means centre per class, the per-class
 # mean-distance threshold, one clean pass per clip, the margin loss averaged over kept clips,
@@ -160,74 +159,16 @@ class APLT(Algorithm):
         return result
 
     def _embed_bank(self, encoder: nn.Module, num_aug: int, views: int, batch_norm: str) -> FeatureBank:
-        """The feature bank of every training clip, embedded by ``encoder`` without gradients.
-
-        ``batch_norm="eval"``: the encoder in eval mode (running statistics); ``"batch"``: its
-        BatchNorm layers normalise with each bank batch's own statistics, as in a training step,
-        without updating the running statistics (everything else in eval mode). Work is split over
-        DDP processes (:meth:`_bank_shard`) and summed, so every process holds the whole bank.
-        """
+        """Every training clip embedded by ``encoder`` (:func:`ssmar.aplt.embedding.embed_bank`, split over
+        DDP processes), with this round's augmentation stream."""
         ctx = self.context
-        modes = {module: module.training for module in encoder.modules()}
-        encoder.eval()
-        saved = {}
-        if batch_norm == "batch":
-            for module in encoder.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    saved[module] = (module.momentum, module.num_batches_tracked.clone())
-                    module.momentum = 0.0  # running = 1 · running + 0 · batch: unchanged
-                    module.train()
-        generator = torch.Generator().manual_seed(ctx.seed * 1_000_003 + self.round)
-        clips, embed = self._bank_shard(encoder)
-        try:
-            bank = build_feature_bank(embed, clips, ctx.data.labelled, ctx.data.train.labels[ctx.data.labelled],
-                                      ctx.data.unlabelled, num_aug=num_aug, augment=ctx.weak_augment,
-                                      generator=generator, batch_size=int(self.params["bank_batch_size"]),
-                                      device=ctx.device, progress=ctx.progress, views=views)
-        finally:
-            for module, (momentum, tracked) in saved.items():
-                module.momentum = momentum
-                module.num_batches_tracked.copy_(tracked)
-            for module, training in modes.items():
-                module.train(training)
-        all_reduce_sum(bank.features)  # each row is non-zero on the one process that embedded it
-        all_reduce_sum(bank.logits)
-        return bank
-
-    def _bank_shard(self, encoder: nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor],
-                                                       Callable[[torch.Tensor], dict[str, torch.Tensor]]]:
-        """``clips_fn`` and ``embed_fn`` for ``build_feature_bank`` that split its work over DDP processes.
-
-        The bank loads one batch (``clips_fn``), then embeds it and its augmented views; load i is
-        process i mod N's. The others stand in zeros for its clips (never loaded) and outputs, so
-        every process draws the same augmentation stream as one process would, and the sum over
-        processes is, bit for bit, the bank one process builds (x + 0 = x). One process: plain calls.
-        """
-        ctx = self.context
-        world, rank = ctx.dist.world_size, ctx.dist.rank
-        dim = self.memory.prototypes.shape[1]
-        loads: list[bool] = []
-
-        def clips(indices: torch.Tensor) -> torch.Tensor:
-            loads.append(len(loads) % world == rank)
-            if loads[-1]:
-                return ctx.clips(indices)
-            return torch.zeros((len(indices), *ctx.data.train.clips.shape[1:]), device=ctx.device)
-
-        def embed(x: torch.Tensor) -> dict[str, torch.Tensor]:
-            if not loads[-1]:
-                return {"feat": torch.zeros(len(x), dim, device=x.device),
-                        "logits": torch.zeros(len(x), self.num_classes, device=x.device)}
-            out = encoder(x)
-            return {"feat": out["feat"], "logits": out["logits"].float()}
-
-        return clips, embed
+        return embed_bank(encoder, ctx.data, ctx.clips, ctx.weak_augment, bank_generator(ctx.seed, self.round),
+                          num_aug=num_aug, views=views, batch_norm=batch_norm,
+                          batch_size=int(self.params["bank_batch_size"]), device=ctx.device, dist=ctx.dist,
+                          progress=ctx.progress)
 
     def _train_table(self, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """Bank rows [n, D] scattered into a train-set table [train, D] (zeros where no row)."""
-        table = torch.zeros(len(self.context.data.train), rows.shape[1], device=rows.device)
-        table[positions] = rows.float()
-        return table
+        return train_table(rows, positions, len(self.context.data.train))
 
     def _same_space_features(self) -> torch.Tensor:
         """Every training clip embedded as the margin loss sees it: the online model with batch statistics."""
@@ -237,28 +178,14 @@ class APLT(Algorithm):
     def _record_round(self, epoch: int, result: OfflineRound, positions: torch.Tensor, rows: torch.Tensor,
                       logits: torch.Tensor, previous: torch.Tensor, seconds: float) -> None:
         """Pseudo-label quality against the hidden labels, beside the classifier's own confident labels."""
-        if not self.context.dist.is_main or len(positions) == 0:
+        ctx = self.context
+        if not ctx.dist.is_main or len(positions) == 0:
             return
-        true = self.context.data.train.labels[positions.cpu()]
-        assign, keep = result.assign[rows].cpu(), result.keep[rows].cpu()
-        record = {
-            "round": self.round, "epoch": epoch, "seconds": seconds,
-            **compare_with_classifier(assign, keep, result.screening_order(rows), true, logits.cpu(),
-                                      float(self.params["p_cutoff"]), self.num_classes),
-            "thresholds": [None if not torch.isfinite(t) else float(t) for t in result.thresholds.cpu()],
-            "drift_mean": float(prototype_drift(previous, self.eval_prototypes).mean()) if self.round > 1 else None,
-        }
+        record = round_record(self.round, epoch, seconds, result, rows, ctx.data.train.labels[positions.cpu()], logits,
+                              previous, self.eval_prototypes, float(self.params["p_cutoff"]), self.num_classes)
         self.rounds.append(record)
-        self.context.logger.info(
-            f"APLT round {self.round} (epoch {epoch}): kept {record['coverage']:.1%} of unlabelled at accuracy "
-            f"{record['accuracy']:.1%} (classifier at equal coverage "
-            f"{record['classifier_accuracy_at_equal_coverage'] or 0:.1%}); {self.params['labeller']} labeller, "
-            f"{self.params['screen']} screen; {seconds:.1f}s")
-        self._save_rounds()
-
-    def _save_rounds(self) -> None:
-        save_json({"rounds": self.rounds}, self.context.work_dir / "aplt_rounds.json")
-        plot_rounds(self.rounds, self.context.work_dir / "aplt_rounds.png")
+        ctx.logger.info(round_summary(record, self.params["labeller"], self.params["screen"]))
+        save_rounds(self.rounds, ctx.work_dir)
 
     @torch.no_grad()
     def _record_space_drift(self, batch: Batch, feat_weak: torch.Tensor, feat_strong: torch.Tensor) -> None:
@@ -272,7 +199,7 @@ class APLT(Algorithm):
         weak, strong, count = all_reduce_sum(sums.double()).tolist()
         if self.context.dist.is_main and self.rounds:
             self.rounds[-1].update({"space_drift_weak": weak / count, "space_drift_strong": strong / count})
-            self._save_rounds()
+            save_rounds(self.rounds, self.context.work_dir)
 
     # ------------------------------------------------------------------ synchronous ablation
     def _init_sync_bank(self, bank: FeatureBank, centres: torch.Tensor) -> None:
@@ -384,16 +311,3 @@ class APLT(Algorithm):
         self.sync_bank, self.sync_logits = on_device(state["sync_bank"]), on_device(state["sync_logits"])
         self.sync_centres = on_device(state["sync_centres"])
 
-
-def fused_scores(out: dict[str, torch.Tensor], prototypes: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
-    """Linear-head logits, or (with ``fusion`` > 0) log of the linear and prototype probabilities mixed."""
-    if not params["fusion"]:
-        return out["logits"]
-    cosine = prototype_cosine(out["feat"], prototypes)
-    mixed = out["logits"].softmax(dim=1) + params["fusion"] * (params["scale"] * cosine).softmax(dim=1)
-    return mixed.log()
-
-
-def prototype_cosine(feat: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of each embedding to each (unit-norm) prototype: ``[N, K]``."""
-    return F.normalize(feat, dim=1) @ prototypes.to(feat.dtype).T

@@ -154,10 +154,12 @@ class KMeansLabeller(Labeller):
         if not 0 <= tol < 1:
             raise SsmarError(f"labeller {self.name!r}: tol={tol} must lie in [0, 1)")
         self.iters, self.tol, self.temperature = iters, tol, temperature
+        self.iterations, self.converged = 0, False  # of the last call's k-means, for benchmarks/offline_phase.py
 
     def _label(self, features, labels, num_classes, logits, init_centres):
         result = semi_supervised_kmeans(features, labels, num_classes, max_iter=self.iters, tol=self.tol,
                                         chunk_size=self.chunk_size, init_centres=init_centres)
+        self.iterations, self.converged = result.iterations, result.converged
         return cosine_table(features, result.centres, self.chunk_size), None, result.assign
 
     def _posterior(self, table):

@@ -3,10 +3,13 @@
 After screening, each class centre is recomputed from its labelled members plus the kept
 unlabelled members [paper]. The prototypes are then frozen for the whole next online
 phase [paper]: they live in a buffer (no gradient, no optimiser, no momentum) and only the
-offline phase replaces them, so the online model cannot drag its own targets around.
+offline phase replaces them, so the online model cannot drag its own targets around. At
+inference the prototype head's scores can be fused with the linear head's (:func:`fused_scores`).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -70,4 +73,18 @@ class PrototypeMemory(nn.Module):
             self.prototypes.copy_(F.normalize(new.detach().float(), dim=1))
 
     def forward(self, features: Tensor) -> Tensor:
-        return F.normalize(features, dim=1) @ self.prototypes.to(features.dtype).T
+        return prototype_cosine(features, self.prototypes)
+
+
+def fused_scores(out: dict[str, Tensor], prototypes: Tensor, params: dict[str, Any]) -> Tensor:
+    """Linear-head logits, or (with ``fusion`` > 0) log of the linear and prototype probabilities mixed."""
+    if not params["fusion"]:
+        return out["logits"]
+    cosine = prototype_cosine(out["feat"], prototypes)
+    mixed = out["logits"].softmax(dim=1) + params["fusion"] * (params["scale"] * cosine).softmax(dim=1)
+    return mixed.log()
+
+
+def prototype_cosine(feat: Tensor, prototypes: Tensor) -> Tensor:
+    """Cosine similarity of each embedding to each (unit-norm) prototype: ``[N, K]``."""
+    return F.normalize(feat, dim=1) @ prototypes.to(feat.dtype).T

@@ -18,7 +18,7 @@ from ssmar.data.layouts import Layout, layout_for_data
 from ssmar.data.preprocess import clip_to_array
 from ssmar.data.skeleton_format import load_skeleton_pickle, split_members
 from ssmar.data.splits import load_or_make_split, stratified_pick
-from ssmar.data.types import ClipSet, PreparedData, unlabelled_pool
+from ssmar.data.types import ClipSet, PreparedData
 from ssmar.errors import SsmarError
 
 
@@ -86,9 +86,7 @@ def prepare_skeleton_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_
     split_file = work_dir / "split.json" if write_split else None
     labelled, unlabelled = load_or_make_split(split_file, train.names, train.labels.numpy(), params,
                                               num_classes=len(class_names))
-    labelled, unlabelled = torch.from_numpy(labelled), torch.from_numpy(unlabelled)
-    return PreparedData(train=train, labelled=labelled, unlabelled=unlabelled,
-                        unlabelled_pool=unlabelled_pool(labelled, unlabelled, data_cfg["include_labelled_in_unlabelled"]),
+    return PreparedData(train=train, labelled=torch.from_numpy(labelled), unlabelled=torch.from_numpy(unlabelled),
                         evaluation=evaluation, class_names=class_names, layout=layout,
                         body_map=data.get("body_map"), body_names=data.get("body_names"),
                         info={"source": source, "train_clips": len(train), "eval_clips": len(evaluation),

@@ -37,7 +37,8 @@ class PreparedData:
     body_map: list[int] | None = None
     body_names: list[str] | None = None
     info: dict[str, Any] = field(default_factory=dict)
-    # positions into train the unlabelled sampler draws from; None = ``unlabelled`` (see unlabelled_pool)
+    # positions into train the unlabelled sampler draws from; None = ``unlabelled``. With
+    # data.include_labelled_in_unlabelled (USB's option; off here, see docs) the labelled clips come first.
     unlabelled_pool: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
@@ -48,8 +49,3 @@ class PreparedData:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-
-def unlabelled_pool(labelled: torch.Tensor, unlabelled: torch.Tensor, include_labelled: bool) -> torch.Tensor:
-    """Train-set positions the unlabelled sampler draws from: the unlabelled split, plus the labelled
-    clips first when ``data.include_labelled_in_unlabelled`` (USB's option; off here, see docs)."""
-    return torch.cat([labelled, unlabelled]) if include_labelled else unlabelled

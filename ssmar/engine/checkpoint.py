@@ -28,7 +28,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many types for corrupt files
         raise SsmarError(f"{path}: unreadable checkpoint ({type(exc).__name__}); it is corrupt or truncated, "
-                         "use another one (e.g. best.pt of the run) or retrain") from exc
+                         "use another checkpoint of the run (epoch_<n>.pt, best.pt where written) or retrain") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise SsmarError(f"{path} is not an ssmar checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r}); "

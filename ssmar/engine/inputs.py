@@ -1,10 +1,13 @@
 """Everything that depends on ``data.type``, in one place above both data sources: the prepared
-training data and the weak and strong augmentations of a run (skeleton or video)."""
+training data (with the data decisions every source shares, such as the unlabelled pool) and the
+weak and strong augmentations of a run (skeleton or video)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from ssmar.algorithms.context import Augment
 from ssmar.data.augment import strong_augment, weak_augment
@@ -20,10 +23,14 @@ def prepare_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_split: bo
     if data_type == "video":
         from ssmar.video.dataset import prepare_video_data
 
-        return prepare_video_data(cfg, work_dir, seed, write_split)
-    if data_type != "skeleton":
+        data = prepare_video_data(cfg, work_dir, seed, write_split)
+    elif data_type == "skeleton":
+        data = prepare_skeleton_data(cfg, work_dir, seed, write_split)
+    else:
         raise SsmarError(f"unknown data.type '{data_type}'; use skeleton or video")
-    return prepare_skeleton_data(cfg, work_dir, seed, write_split)
+    if cfg["data"]["include_labelled_in_unlabelled"]:
+        data.unlabelled_pool = torch.cat([data.labelled, data.unlabelled])
+    return data
 
 
 def build_augmentations(cfg: dict[str, Any]) -> tuple[Augment, Augment]:

@@ -26,7 +26,7 @@ import torch
 
 from ssmar.data.ma52 import MA52_NUM_CLASSES, ma52_body_map, read_label_names, read_list_file
 from ssmar.data.splits import load_or_make_split
-from ssmar.data.types import ClipSet, PreparedData, unlabelled_pool
+from ssmar.data.types import ClipSet, PreparedData
 from ssmar.errors import SsmarError
 from ssmar.runtime.io import atomic_open
 from ssmar.video.decode import VideoError, VideoReader
@@ -215,9 +215,7 @@ def prepare_video_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_spl
     labelled, unlabelled = load_or_make_split(work_dir / "split.json" if write_split else None, train.names,
                                               train.labels.numpy(), params, num_classes=0)
     body_map, body_names = ma52_body_map() if len(class_names) == MA52_NUM_CLASSES else (None, None)
-    labelled, unlabelled = torch.from_numpy(labelled), torch.from_numpy(unlabelled)
-    return PreparedData(train=train, labelled=labelled, unlabelled=unlabelled,
-                        unlabelled_pool=unlabelled_pool(labelled, unlabelled, data_cfg["include_labelled_in_unlabelled"]),
+    return PreparedData(train=train, labelled=torch.from_numpy(labelled), unlabelled=torch.from_numpy(unlabelled),
                         evaluation=evaluation, class_names=class_names, layout=None, body_map=body_map,
                         body_names=body_names,
                         info={"source": str(data_cfg["train_list"]), "type": "video", "train_clips": len(train),
