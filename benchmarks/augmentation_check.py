@@ -23,8 +23,8 @@ import torch
 from ssmar.data.augment import (STRONG_DEFAULTS, RandomAxisMask, RandomJitter, RandomJointMask, RandomRotation,
                                 RandomScale, RandomShear, RandomTemporalCrop, RandomTemporalMask, resolve_options,
                                 strong_augment, weak_augment)
-from ssmar.data.dataset import prepare_data
 from ssmar.engine.inference import EncodedSet, load_recognizer
+from ssmar.engine.inputs import prepare_data
 from ssmar.runtime.io import save_json, save_text
 
 
