@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--algorithm", default="fixmatch")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     cfg = load_config(args.config, [f"algorithm.name={args.algorithm}", "threads=1", "train.progress=false",
                                     *args.overrides])
     with tempfile.TemporaryDirectory() as scratch:
