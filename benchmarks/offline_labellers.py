@@ -83,8 +83,8 @@ def study_checkpoint(path: Path, views: list[int], p_cutoff: float) -> list[dict
             for label_name, (labeller_name, labeller_params) in LABELLERS.items():
                 labeller = make_labeller(labeller_name, **labeller_params)
                 for screen_name, (screen_kind, screen_params) in SCREENS.items():
-                    if screen_kind == "confidence" and labeller_name == "kmeans":
-                        continue  # no posterior to be confident about
+                    if screen_kind == "confidence" and labeller_name == "kmeans" and "balance" not in labeller_params:
+                        continue  # unbalanced k-means has no posterior to be confident about
                     result = offline_round(bank.features, bank.labels, data.num_classes, labeller,
                                            make_screen(screen_kind, **screen_params), groups=bank.dataset_index,
                                            logits=bank.logits)

@@ -136,16 +136,14 @@ class APLT(Algorithm):
         previous = self.eval_prototypes.clone()
         self.eval_prototypes = F.normalize(result.prototypes.float(), dim=1)
         originals = ~bank.is_view
-        self.space_features = self._train_table(bank.features[originals], bank.dataset_index[originals])
-        if p["same_space"]:
+        clips = bank.dataset_index[originals]
+        if p["same_space"]:  # the same labels and kept set, averaged in the online model's space
             self.space_features = self._same_space_features()
-            labels = torch.full((len(ctx.data.train),), -1, dtype=torch.long, device=ctx.device)
-            labels[ctx.data.labelled.to(ctx.device)] = ctx.data.train.labels[ctx.data.labelled].to(ctx.device)
-            assign = self._train_table(result.assign[originals, None].float(), bank.dataset_index[originals])
-            keep = self._train_table(result.keep[originals, None].float(), bank.dataset_index[originals])
-            self.memory.update(refine_prototypes(self.space_features, assign[:, 0].long(), keep[:, 0].bool(),
-                                                 labels, self.num_classes, result.prototypes))
+            self.memory.update(refine_prototypes(self.space_features[clips], result.assign[originals],
+                                                 result.keep[originals], bank.labels[originals], self.num_classes,
+                                                 result.prototypes))
         else:
+            self.space_features = self._train_table(bank.features[originals], clips)
             self.memory.update(result.prototypes)
         unlabelled_rows = bank.is_unlabelled
         positions = bank.dataset_index[unlabelled_rows]
