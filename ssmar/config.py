@@ -1,14 +1,20 @@
 """Configuration: YAML files over built-in defaults, with ``key.sub=value`` overrides.
 
 Every option has a default here, so a typo in a file or an override is an error that
-names the key and the closest valid one, rather than a silently ignored setting.
+names the key and the closest valid one, rather than a silently ignored setting. Every
+option also has a :class:`Spec` (:data:`SCHEMA`): its type and valid range or set, checked
+when the config is resolved, so a bad value is one error line before any file is written.
+Sections owned by a component (``algorithm.params``, ``augment.*``) declare their own specs
+and are checked with :func:`check_section`.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +97,211 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class Spec:
+    """What one option accepts: a type (``int``, ``float``, ``bool``, ``str``, ``list``, ``dict`` or
+    ``any``), optionally a range (``low``/``high``, ``low`` exclusive when ``low_open``), a set of
+    ``choices``, list ``items`` and a minimum list length; ``None`` only when
+    ``optional``."""
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[Any, ...] = ()
+    items: Spec | None = None
+    min_length: int = 0
+    optional: bool = False
+
+    def coerce(self, value: Any) -> Any:
+        """A YAML string that is a number where a number is expected (``1e-3``: YAML 1.1 reads it as text)."""
+        if self.kind == "float" and isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        if self.kind == "list" and self.items is not None and isinstance(value, list):
+            return [self.items.coerce(item) for item in value]
+        return value
+
+    def accepts(self, value: Any) -> bool:
+        if value is None:
+            return self.optional
+        if self.choices:
+            return any(value == choice and type(value) is type(choice) for choice in self.choices)
+        if self.kind == "any":
+            return True
+        if self.kind == "bool":
+            return isinstance(value, bool)
+        if self.kind == "int":
+            if not isinstance(value, int) or isinstance(value, bool):
+                return False
+        elif self.kind == "float":
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                return False
+        elif self.kind == "str":
+            return isinstance(value, str)
+        elif self.kind == "dict":
+            return isinstance(value, dict)
+        elif self.kind == "list":
+            return (isinstance(value, (list, tuple)) and len(value) >= self.min_length
+                    and all(self.items is None or self.items.accepts(item) for item in value))
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def allowed(self) -> str:
+        """What :meth:`accepts` admits, in words for the error line."""
+        if self.choices:
+            text = "one of " + ", ".join(str(choice) for choice in self.choices)
+        elif self.kind == "list":
+            inner = f" whose entries are each {self.items.allowed()}" if self.items is not None else ""
+            text = f"a list{inner}" + (f" with at least {self.min_length} entries" if self.min_length else "")
+        else:
+            text = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text",
+                    "dict": "a mapping", "any": "any value"}[self.kind]
+            bounds = []
+            if self.low is not None:
+                bounds.append(f"{'>' if self.low_open else '>='} {_bound(self.low)}")
+            if self.high is not None:
+                bounds.append(f"{'<' if self.high_open else '<='} {_bound(self.high)}")
+            text += " " + " and ".join(bounds) if bounds else ""
+        return text + (" (or null)" if self.optional else "")
+
+
+def _bound(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def integer(low: int | None = None, high: int | None = None, optional: bool = False) -> Spec:
+    return Spec("int", low=low, high=high, optional=optional)
+
+
+def number(low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False,
+           optional: bool = False) -> Spec:
+    return Spec("float", low=low, high=high, low_open=low_open, high_open=high_open, optional=optional)
+
+
+PROBABILITY = number(0.0, 1.0)
+FLAG = Spec("bool")
+TEXT = Spec("str")
+OPTIONAL_TEXT = Spec("str", optional=True)
+POSITIVE = integer(1)
+
+
+def one_of(*choices: Any, optional: bool = False) -> Spec:
+    return Spec("any", choices=choices, optional=optional)
+
+
+def list_of(items: Spec, min_length: int = 0, optional: bool = False) -> Spec:
+    return Spec("list", items=items, min_length=min_length, optional=optional)
+
+
+SCHEMA: dict[str, Any] = {
+    "work_dir": OPTIONAL_TEXT,
+    "seed": integer(0, 2**32 - 1),
+    "device": TEXT,  # cpu | cuda | cuda:N, checked where the device is resolved
+    "threads": integer(0),
+    "data": {
+        "type": one_of("skeleton", "video"),
+        "file": OPTIONAL_TEXT,
+        "train_split": TEXT,
+        "test_split": TEXT,
+        "val_fraction": number(0.0, 1.0, high_open=True),
+        "val_subjects": list_of(integer(), min_length=1, optional=True),
+        "eval_on": one_of("test", "val"),
+        "frames": POSITIVE,
+        "max_persons": POSITIVE,
+        "labelled_ratio": number(0.0, 1.0, low_open=True),
+        "labels_per_class": integer(1, optional=True),
+        "include_labelled_in_unlabelled": FLAG,
+        "video_root": OPTIONAL_TEXT,
+        "train_list": OPTIONAL_TEXT,
+        "test_list": OPTIONAL_TEXT,
+        "label_names": OPTIONAL_TEXT,
+        "segments": POSITIVE,
+        "resolution": integer(16),
+        "short_side": integer(16, optional=True),
+        "frame_cache": OPTIONAL_TEXT,
+        "decode_threads": POSITIVE,
+        "allow_missing_classes": FLAG,
+    },
+    "model": {
+        "name": TEXT,  # the backbone registry names the valid ones (ssmar.models)
+        "channels": list_of(POSITIVE, min_length=1),
+        "strides": list_of(POSITIVE, min_length=1),
+        "temporal_kernel": POSITIVE,
+        "dropout": number(0.0, 1.0, high_open=True),
+        "head_dropout": number(0.0, 1.0, high_open=True),
+        "motion": FLAG,
+        "depth": one_of(18, 34, 50, 101),
+        "shift_div": POSITIVE,
+        "pretrained": OPTIONAL_TEXT,
+    },
+    "augment": {"weak": Spec("dict", optional=True), "strong": Spec("dict", optional=True)},
+    "algorithm": {"name": TEXT, "params": Spec("dict", optional=True)},
+    "train": {
+        "epochs": POSITIVE,
+        "steps_per_epoch": POSITIVE,
+        "batch_size": POSITIVE,
+        "uratio": POSITIVE,
+        "optimizer": one_of("sgd", "adamw"),
+        "lr": number(0.0, low_open=True),
+        "momentum": number(0.0, 1.0, high_open=True),
+        "weight_decay": number(0.0),
+        "warmup_epochs": integer(0),
+        "label_smoothing": number(0.0, 1.0, high_open=True),
+        "unsup_rampup": PROBABILITY,
+        "ema": PROBABILITY,
+        "eval_every": POSITIVE,
+        "checkpoint_epochs": list_of(POSITIVE),
+        "eval_batch_size": POSITIVE,
+        "progress": FLAG,
+        "sync_bn": FLAG,
+        "amp": FLAG,
+        "channels_last": FLAG,
+    },
+}
+
+
+def check_section(values: dict[str, Any], specs: dict[str, Spec], prefix: str) -> None:
+    """Check (and coerce in place) ``values`` against ``specs``; raise one line naming the key, the
+    value and what is allowed. Keys without a spec are the owner's to reject."""
+    for key, spec in specs.items():
+        if key not in values:
+            continue
+        values[key] = spec.coerce(values[key])
+        if not spec.accepts(values[key]):
+            raise SsmarError(f"config: {prefix}{key}={values[key]!r} is not allowed; "
+                             f"{prefix}{key} takes {spec.allowed()}")
+
+
+def validate_config(cfg: dict[str, Any]) -> None:
+    """Check every value of a resolved config against :data:`SCHEMA` and the rules between keys."""
+    def walk(values: dict[str, Any], schema: dict[str, Any], prefix: str) -> None:
+        check_section(values, {k: v for k, v in schema.items() if isinstance(v, Spec)}, prefix)
+        for key, sub in schema.items():
+            if isinstance(sub, dict):
+                if not isinstance(values.get(key), dict):
+                    raise SsmarError(f"config: {prefix}{key} must be a section (a mapping of keys), "
+                                     f"got {values.get(key)!r}")
+                walk(values[key], sub, f"{prefix}{key}.")
+
+    walk(cfg, SCHEMA, "")
+    data, model = cfg["data"], cfg["model"]
+    if data["type"] == "skeleton" and data["train_split"] == data["test_split"]:
+        raise SsmarError(f"config: data.train_split and data.test_split are both '{data['train_split']}', so the "
+                         "test figures would be measured on training clips; name two different splits (or hold "
+                         "out part of the train split with data.val_fraction / data.val_subjects)")
+    if len(model["strides"]) != len(model["channels"]):
+        raise SsmarError(f"config: model.strides={model['strides']} has {len(model['strides'])} entries but "
+                         f"model.channels has {len(model['channels'])}; give one stride per block")
+    if model["temporal_kernel"] % 2 == 0:
+        raise SsmarError(f"config: model.temporal_kernel={model['temporal_kernel']} is even; use an odd kernel "
+                         "(e.g. 9) so that the padding keeps the clip length")
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
     """Defaults, then the YAML file (with ``_base_`` inheritance), then overrides."""
     cfg = copy.deepcopy(DEFAULTS)
@@ -101,6 +312,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
         if not sep or not key:
             raise SsmarError(f"override '{item}' is not key=value; write e.g. train.epochs=20")
         set_key(cfg, key.strip(), yaml.safe_load(raw) if raw.strip() else None, source="command line")
+    validate_config(cfg)
     return cfg
 
 

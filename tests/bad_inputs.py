@@ -143,6 +143,28 @@ def _foreign_checkpoint(scratch: Scratch) -> None:
     torch.save({"state_dict": {"weight": torch.zeros(2)}}, scratch.tmp / "weights.pt")
 
 
+class MarkerPayload:
+    """Unpickling this calls ``os.system``, which creates ``marker`` (tests/test_safe_loading.py asserts
+    that it never appears)."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return os.system, (f"touch {self.marker}",)
+
+
+def _malicious_pickle(scratch: Scratch) -> None:
+    scratch.write_pickle({"annotations": [MarkerPayload(str(scratch.tmp / "pwned"))]})
+
+
+def _malicious_checkpoint(scratch: Scratch) -> None:
+    import torch
+
+    torch.save({"format": "ssmar-checkpoint-v1", "history": MarkerPayload(str(scratch.tmp / "pwned"))},
+               scratch.tmp / "evil.pt")
+
+
 def _file_as_parent(scratch: Scratch) -> None:
     (scratch.tmp / "afile").write_text("a file, not a folder")
 
@@ -164,6 +186,12 @@ CATALOGUE: list[BadInput] = [
              "{tmp}/bad.pkl: not a readable skeleton pickle (UnpicklingError: pickle data was truncated); "
              "the file is corrupt or truncated, re-create it",
              _truncated),
+    BadInput("malicious-pickle", "skeleton pickle whose payload would run a command", BAD_PKL,
+             "{tmp}/bad.pkl: refused to load: the pickle asks for the Python global 'posix.system', which a skeleton "
+             "file never holds (plain lists, dicts, numbers, strings and NumPy arrays only) and which could run "
+             "code; re-create the file from its source (ssmar import, ssmar extract-pose) or re-save it with plain "
+             "containers",
+             _malicious_pickle),
     BadInput("not-a-dict", "pickle of something else than a skeleton dict", BAD_PKL,
              "{tmp}/bad.pkl: expected a dict with 'annotations' (PYSKL/MMAction2 skeleton pickle), got list",
              _data([1, 2, 3])),
@@ -204,9 +232,9 @@ CATALOGUE: list[BadInput] = [
              "check the file's labels, split and class_names",
              _class_without_labels),
     BadInput("labelled-ratio-zero", "labelled ratio 0", train("data.labelled_ratio=0"),
-             "labelled ratio 0 is out of range; use 0 < data.labelled_ratio <= 1 or set data.labels_per_class"),
+             "config: data.labelled_ratio=0 is not allowed; data.labelled_ratio takes a number > 0 and <= 1"),
     BadInput("labelled-ratio-above-one", "labelled ratio > 1", train("data.labelled_ratio=1.5"),
-             "labelled ratio 1.5 is out of range; use 0 < data.labelled_ratio <= 1 or set data.labels_per_class"),
+             "config: data.labelled_ratio=1.5 is not allowed; data.labelled_ratio takes a number > 0 and <= 1"),
     BadInput("empty-unlabelled-set", "SSL method with an empty unlabelled set",
              train("algorithm.name=fixmatch", "data.labelled_ratio=1.0"),
              "fixmatch needs unlabelled clips but the split has none; lower data.labelled_ratio"),
@@ -238,6 +266,43 @@ CATALOGUE: list[BadInput] = [
              _bad_yaml),
     BadInput("unknown-device", "unknown device", train("--device", "tpu"),
              "unknown device 'tpu'; use cpu, cuda or cuda:N"),
+    BadInput("epochs-not-a-number", "a number option given a word", train("train.epochs=ten"),
+             "config: train.epochs='ten' is not allowed; train.epochs takes an integer >= 1"),
+    BadInput("steps-not-an-integer", "an integer option given a fraction", train("train.steps_per_epoch=1.5"),
+             "config: train.steps_per_epoch=1.5 is not allowed; train.steps_per_epoch takes an integer >= 1"),
+    BadInput("negative-lr", "negative learning rate", train("train.lr=-1"),
+             "config: train.lr=-1 is not allowed; train.lr takes a number > 0"),
+    BadInput("zero-batch", "batch size 0", train("train.batch_size=0"),
+             "config: train.batch_size=0 is not allowed; train.batch_size takes an integer >= 1"),
+    BadInput("zero-frames", "clip length 0", train("data.frames=0"),
+             "config: data.frames=0 is not allowed; data.frames takes an integer >= 1"),
+    BadInput("negative-seed", "negative seed", train("--seed", "-1"),
+             "config: seed=-1 is not allowed; seed takes an integer >= 0 and <= 4294967295"),
+    BadInput("unknown-optimizer", "an option outside its set", train("train.optimizer=adam"),
+             "config: train.optimizer='adam' is not allowed; train.optimizer takes one of sgd, adamw"),
+    BadInput("scalar-for-list", "a list option given one number", train("train.checkpoint_epochs=5"),
+             "config: train.checkpoint_epochs=5 is not allowed; train.checkpoint_epochs takes a list whose entries "
+             "are each an integer >= 1"),
+    BadInput("value-for-section", "a whole section overridden by a value", train("train=5"),
+             "config: train must be a section (a mapping of keys), got 5"),
+    BadInput("strides-length", "one stride for two blocks", train("model.strides=[1]"),
+             "config: model.strides=[1] has 1 entries but model.channels has 2; give one stride per block"),
+    BadInput("even-temporal-kernel", "even temporal kernel", train("model.temporal_kernel=4"),
+             "config: model.temporal_kernel=4 is even; use an odd kernel (e.g. 9) so that the padding keeps the "
+             "clip length"),
+    BadInput("train-on-test", "training and test split the same", train("data.test_split=train"),
+             "config: data.train_split and data.test_split are both 'train', so the test figures would be measured "
+             "on training clips; name two different splits (or hold out part of the train split with "
+             "data.val_fraction / data.val_subjects)"),
+    BadInput("threshold-out-of-range", "an algorithm's probability above 1",
+             train("algorithm.name=fixmatch", "algorithm.params.p_cutoff=1.5"),
+             "config: algorithm.params.p_cutoff=1.5 is not allowed; algorithm.params.p_cutoff takes a number >= 0 "
+             "and <= 1"),
+    BadInput("augment-out-of-range", "an augmentation probability above 1", train("augment.strong.p=2"),
+             "config: augment.strong.p=2 is not allowed; augment.strong.p takes a number >= 0 and <= 1"),
+    BadInput("unknown-labeller", "APLT labeller that does not exist",
+             train("algorithm.name=aplt", "algorithm.params.labeller=kmean"),
+             "unknown labeller 'kmean'; choose one of ['kmeans', 'labelprop', 'multiproto', 'posterior']"),
     # ---------------------------------------------------------------- files: work dir, checkpoints, outputs
     BadInput("unwritable-work-dir", "work dir that cannot be created (its parent is a file)",
              train(work_dir="{tmp}/afile/run"),
@@ -258,6 +323,19 @@ CATALOGUE: list[BadInput] = [
              "{tmp}/weights.pt is not an ssmar checkpoint (format None, expected 'ssmar-checkpoint-v1'); "
              "pass a latest.pt / best.pt written by ssmar train",
              _foreign_checkpoint),
+    BadInput("malicious-checkpoint", "checkpoint whose pickle would run a command",
+             ("eval", "--checkpoint", "{tmp}/evil.pt", "--out", "{tmp}/ev"),
+             "{tmp}/evil.pt: refused to load: the checkpoint asks for the Python global 'posix.system', which could "
+             "run code (an ssmar checkpoint holds tensors and plain containers only); if you trust its source, "
+             "convert it once: ssmar convert-checkpoint --trust {tmp}/evil.pt NEW.pt",
+             _malicious_checkpoint),
+    BadInput("convert-without-trust", "convert-checkpoint without --trust",
+             ("convert-checkpoint", "{tmp}/prior/latest.pt", "{tmp}/new.pt"),
+             "convert-checkpoint reads {tmp}/prior/latest.pt with full unpickling, which runs any code it holds; "
+             "add --trust if you know where it came from"),
+    BadInput("checkpoint-is-directory", "a run directory passed as --checkpoint",
+             ("eval", "--checkpoint", "{tmp}/prior", "--out", "{tmp}/ev"),
+             "checkpoint {tmp}/prior is a directory; pass a file in it, e.g. {tmp}/prior/latest.pt"),
     BadInput("eval-unknown-split", "eval on a split the data does not have",
              ("eval", "--checkpoint", "{tmp}/prior/latest.pt", "--data", "{tmp}/synth.pkl", "--split", "val",
               "--out", "{tmp}/ev"),

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ssmar.algorithms import algorithm_class
 from ssmar.algorithms.hooks import (
     ClasswiseStatus, DistributionAlignment, GaussianWeighting, SelfAdaptiveThreshold, confidence_mask,
     consistency_loss, global_sums, pseudo_label, statistic_momentum,
@@ -210,8 +211,9 @@ def test_statistic_momentum_scales_the_half_life_with_the_run() -> None:
     momentum = statistic_momentum({"ema_p": 0.999, "ema_halflife": 0.1}, 300)
     assert momentum ** 30 == pytest.approx(0.5)  # half-life: 10 % of 300 steps
     assert statistic_momentum({"ema_p": 0.999, "ema_halflife": 0.1}, 3000) > momentum  # longer run, slower EMA
-    with pytest.raises(SsmarError, match="ema_halflife"):
-        statistic_momentum({"ema_p": 0.999, "ema_halflife": 1.5}, 300)
+    for name in ("freematch", "softmatch"):  # a share outside (0, 1] is refused when the params resolve
+        with pytest.raises(SsmarError, match=r"algorithm.params.ema_halflife=1.5 is not allowed; .* > 0 and <= 1"):
+            algorithm_class(name).resolve_params({"ema_halflife": 1.5})
 
 
 @pytest.mark.parametrize("name", ["freematch", "softmatch"])

@@ -41,6 +41,9 @@ def test_bad_input_prints_one_line_and_damages_nothing(row: BadInput, synth_file
     after = snapshot(tmp_path)
     assert {path: after.get(path) for path in before} == before, "a file that existed before was changed"
     assert not [path for path in tmp_path.rglob("*.tmp")], "a temporary file was left behind"
+    assert not (tmp_path / "pwned").exists(), "a payload in the bad input ran"
+    if row.message.startswith("config:"):  # config values are checked before anything is written
+        assert not (tmp_path / "run").exists(), "a bad config value left a work dir"
 
 
 def test_docs_table_is_the_catalogue() -> None:

@@ -31,7 +31,7 @@ from ssmar.aplt.offline import OfflineRound, offline_round, scatter_pseudo_label
 from ssmar.aplt.prototypes import PrototypeMemory, fused_scores, prototype_cosine, refine_prototypes
 from ssmar.aplt.rounds import round_record, round_summary, save_rounds
 from ssmar.aplt.screens import make_screen
-from ssmar.errors import SsmarError
+from ssmar.config import FLAG, POSITIVE, PROBABILITY, TEXT, Spec, integer, number, one_of
 from ssmar.runtime import faults
 from ssmar.runtime.distributed import all_reduce_sum, broadcast_
 
@@ -76,18 +76,27 @@ class APLT(Algorithm):
         "mode": "async",  # async (APLT) | sync (ablation: recompute every step from the live model)
     }
 
+    specs = {
+        "preset": one_of("paper", optional=True), "p_cutoff": PROBABILITY, "lambda_u": number(0.0),
+        "lambda_m": number(0.0), "margin": number(0.0), "scale": number(0.0, low_open=True),
+        "warmup_epochs": integer(0), "period": POSITIVE, "num_aug": integer(0), "bank_views": POSITIVE,
+        "labeller": TEXT, "labeller_params": Spec("dict", optional=True), "screen": TEXT,
+        "screen_params": Spec("dict", optional=True), "agreement": FLAG, "margin_norm": one_of("batch", "kept"),
+        "same_space": FLAG, "bank_model": one_of("ema", "online"), "bank_batch_size": POSITIVE,
+        "fusion": number(0.0), "mode": one_of("async", "sync"),
+    }
+
+    @classmethod
+    def resolve_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """The preset under the explicit params; the labeller and screen named exist and take their options."""
+        resolved = super().resolve_params({**(PAPER_PRESET if params.get("preset") == "paper" else {}), **params})
+        make_labeller(resolved["labeller"], **(resolved["labeller_params"] or {}))
+        make_screen(resolved["screen"], **(resolved["screen_params"] or {}))
+        return resolved
+
     def __init__(self, model: nn.Module, num_classes: int, params: dict[str, Any], context):
-        preset = params.get("preset")
-        if preset not in (None, "paper"):
-            raise SsmarError(f"algorithm.params.preset must be null or 'paper', got {preset!r}")
-        super().__init__(model, num_classes, {**(PAPER_PRESET if preset == "paper" else {}), **params}, context)
+        super().__init__(model, num_classes, params, context)
         p = self.params
-        choices = {"mode": ("async", "sync"), "margin_norm": ("batch", "kept"), "bank_model": ("ema", "online")}
-        for key, valid in choices.items():
-            if p[key] not in valid:
-                raise SsmarError(f"algorithm.params.{key} must be one of {list(valid)}, got {p[key]!r}")
-        if p["period"] < 1 or p["warmup_epochs"] < 0 or p["bank_views"] < 1:
-            raise SsmarError("algorithm.params: need period >= 1, warmup_epochs >= 0 and bank_views >= 1")
         self.labeller = make_labeller(p["labeller"], **(p["labeller_params"] or {}))
         self.screen = make_screen(p["screen"], **(p["screen_params"] or {}))
         backbone = self._unwrap(model)

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ssmar.config import Spec, check_section
 from ssmar.errors import SsmarError
 
 if TYPE_CHECKING:
@@ -47,13 +48,22 @@ class Algorithm:
     needs_labelled_strong: ClassVar[bool] = False
     all_labels: ClassVar[bool] = False  # train on every clip of the train split (upper bound)
     defaults: ClassVar[dict[str, Any]] = {}
+    specs: ClassVar[dict[str, Spec]] = {}  # type and range of each key of ``defaults``
+
+    @classmethod
+    def resolve_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """``defaults`` updated by ``params``, every key known and every value in its range: the engine
+        calls this before it writes anything, so a bad value costs one error line and no file."""
+        unknown = sorted(set(params) - set(cls.defaults))
+        if unknown:
+            raise SsmarError(f"algorithm.params: unknown key(s) {unknown} for {cls.name}; "
+                             f"valid: {sorted(cls.defaults) or 'none'}")
+        resolved = {**cls.defaults, **params}
+        check_section(resolved, cls.specs, "algorithm.params.")
+        return resolved
 
     def __init__(self, model: nn.Module, num_classes: int, params: dict[str, Any], context: "TrainContext"):
-        unknown = sorted(set(params) - set(self.defaults))
-        if unknown:
-            raise SsmarError(f"algorithm.params: unknown key(s) {unknown} for {self.name}; "
-                             f"valid: {sorted(self.defaults) or 'none'}")
-        self.params = {**self.defaults, **params}
+        self.params = self.resolve_params(params)
         self.model = model
         self.num_classes = num_classes
         self.context = context

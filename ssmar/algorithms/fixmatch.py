@@ -15,12 +15,14 @@ from torch import Tensor
 
 from ssmar.algorithms.base import Algorithm, Batch, StepResult
 from ssmar.algorithms.hooks import Statistics, confidence_mask, consistency_loss, pseudo_label
+from ssmar.config import FLAG, PROBABILITY, Spec, number
 from ssmar.errors import SsmarError
 
 CONSISTENCY_DEFAULTS: dict[str, Any] = {
     "lambda_u": 1.0,  # weight of the unlabelled loss
     "hard_label": True,  # one-hot (argmax) targets; False: soft targets softmax(weak-view logits / T)
 }
+CONSISTENCY_SPECS: dict[str, Spec] = {"lambda_u": number(0.0), "hard_label": FLAG, "T": number(0.0, low_open=True)}
 
 
 class FixMatch(Algorithm):
@@ -30,6 +32,7 @@ class FixMatch(Algorithm):
         "p_cutoff": 0.95,  # τ: top probability a weak-view prediction needs to become a target
         "T": 1.0,  # soft-target temperature (USB declares 0.5 but its FixMatch/FlexMatch soft path applies none)
     }
+    specs = {**CONSISTENCY_SPECS, "p_cutoff": PROBABILITY}
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

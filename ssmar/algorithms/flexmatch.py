@@ -13,6 +13,7 @@ from torch import Tensor
 from ssmar.algorithms.base import Batch
 from ssmar.algorithms.fixmatch import FixMatch
 from ssmar.algorithms.hooks import ClasswiseStatus
+from ssmar.config import FLAG
 
 
 class FlexMatch(FixMatch):
@@ -21,6 +22,7 @@ class FlexMatch(FixMatch):
         **FixMatch.defaults,  # p_cutoff 0.95 is the ceiling τ of every class threshold
         "thresh_warmup": True,  # count never-confident clips in the normalisation (thresholds start near 0)
     }
+    specs = {**FixMatch.specs, "thresh_warmup": FLAG}
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -12,8 +12,9 @@ from typing import Any
 from torch import Tensor
 
 from ssmar.algorithms.base import Batch
-from ssmar.algorithms.fixmatch import CONSISTENCY_DEFAULTS, FixMatch
-from ssmar.algorithms.hooks import SelfAdaptiveThreshold, statistic_momentum
+from ssmar.algorithms.fixmatch import CONSISTENCY_DEFAULTS, CONSISTENCY_SPECS, FixMatch
+from ssmar.algorithms.hooks import STATISTIC_SPECS, SelfAdaptiveThreshold, statistic_momentum
+from ssmar.config import number
 
 
 class FreeMatch(FixMatch):
@@ -25,6 +26,7 @@ class FreeMatch(FixMatch):
         "ema_halflife": None,  # share of the run's steps as the EMAs' half-life; set: overrides ema_p [ours]
         "ent_loss_ratio": 0.001,  # weight of the self-adaptive fairness loss (USB configs; its argparse default is 0.01)
     }
+    specs = {**CONSISTENCY_SPECS, **STATISTIC_SPECS, "ent_loss_ratio": number(0.0)}
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

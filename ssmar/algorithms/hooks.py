@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ssmar.config import Spec, number
 from ssmar.errors import SsmarError
 from ssmar.runtime.distributed import all_gather_cat, all_reduce_sum
 
@@ -43,6 +44,11 @@ def consistency_loss(logits: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
     return (loss * mask).mean()
 
 
+# ema_p / ema_halflife of the methods that keep running statistics (FreeMatch, SoftMatch)
+STATISTIC_SPECS: dict[str, Spec] = {"ema_p": number(0.0, 1.0, high_open=True),
+                                    "ema_halflife": number(0.0, 1.0, low_open=True, optional=True)}
+
+
 def statistic_momentum(params: dict[str, Any], total_steps: int) -> float:
     """Momentum of a method's running statistics: ``ema_p``, or, when ``ema_halflife`` is set, the
     momentum whose half-life is that share of the run's steps.
@@ -54,9 +60,6 @@ def statistic_momentum(params: dict[str, Any], total_steps: int) -> float:
     share = params.get("ema_halflife")
     if share is None:
         return float(params["ema_p"])
-    if not 0 < float(share) <= 1:
-        raise SsmarError(f"algorithm.params.ema_halflife={share!r} must be a share of the run in (0, 1] "
-                         "(or null to use ema_p)")
     return 0.5 ** (1.0 / max(1.0, float(share) * total_steps))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ssmar.algorithms.base import Algorithm, Batch, StepResult
 from ssmar.algorithms.hooks import confidence_mask, consistency_loss, pseudo_label
+from ssmar.config import PROBABILITY, number
 
 
 class PseudoLabel(Algorithm):
@@ -16,6 +17,7 @@ class PseudoLabel(Algorithm):
         "p_cutoff": 0.95,  # τ: top probability a prediction needs to become a target
         "lambda_u": 1.0,  # weight of the unlabelled loss once warmed up
     }
+    specs = {"p_cutoff": PROBABILITY, "lambda_u": number(0.0)}
 
     def train_step(self, batch: Batch) -> StepResult:
         out_lb, out_weak = self.forward_views(batch.x_lb, batch.x_ulb_weak)

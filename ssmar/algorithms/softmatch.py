@@ -13,8 +13,9 @@ from typing import Any
 from torch import Tensor
 
 from ssmar.algorithms.base import Batch
-from ssmar.algorithms.fixmatch import CONSISTENCY_DEFAULTS, FixMatch
-from ssmar.algorithms.hooks import DistributionAlignment, GaussianWeighting, statistic_momentum
+from ssmar.algorithms.fixmatch import CONSISTENCY_DEFAULTS, CONSISTENCY_SPECS, FixMatch
+from ssmar.algorithms.hooks import STATISTIC_SPECS, DistributionAlignment, GaussianWeighting, statistic_momentum
+from ssmar.config import FLAG, number
 
 
 class SoftMatch(FixMatch):
@@ -27,6 +28,7 @@ class SoftMatch(FixMatch):
         "n_sigma": 2.0,  # the Gaussian's variance is σ_t² / n_sigma²
         "dist_align": True,  # weigh by predictions aligned to the uniform class distribution
     }
+    specs = {**CONSISTENCY_SPECS, **STATISTIC_SPECS, "n_sigma": number(0.0, low_open=True), "dist_align": FLAG}
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

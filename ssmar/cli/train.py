@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ssmar.config import load_config, set_key
+from ssmar.config import load_config, set_key, validate_config
 from ssmar.errors import SsmarError
 
 
@@ -70,6 +70,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if not cfg["work_dir"]:
         stem = Path(args.config).stem if args.config else cfg["algorithm"]["name"]
         cfg["work_dir"] = str(Path("work_dirs") / stem)
+    validate_config(cfg)
     return cfg
 
 

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 import torch
 
+from ssmar.config import FLAG, PROBABILITY, Spec, check_section, integer, list_of, number
 from ssmar.errors import SsmarError
 
 
@@ -321,13 +322,24 @@ STRONG_DEFAULTS: dict[str, Any] = {
     "p": 0.5,                  # probability of each strong op (shear, jitter, masks)
 }
 
+# type and range of each option above (ssmar.config.Spec), checked when the augmentations are built
+WEAK_SPECS: dict[str, Spec] = {
+    "rotate_degrees": number(0.0, 180.0), "scale": number(0.0, 1.0, high_open=True),
+    "crop_min_ratio": number(0.0, 1.0, low_open=True),
+    "flip_pairs": list_of(list_of(integer(0), min_length=2), optional=True), "flip_p": PROBABILITY,
+}
+STRONG_SPECS: dict[str, Spec] = {
+    **WEAK_SPECS, "shear": number(0.0), "jitter_sigma": number(0.0), "joint_mask_ratio": PROBABILITY,
+    "part_mask_parts": integer(0), "temporal_mask_ratio": PROBABILITY, "axis_mask": FLAG, "p": PROBABILITY,
+}
+
 
 def weak_augment(cfg: dict[str, Any] | None = None) -> Compose:
     """Weak augmentation (WA): small rotation, scaling and temporal crop (plus optional flip).
 
     ``cfg`` overrides keys of :data:`WEAK_DEFAULTS`.
     """
-    options = resolve_options(cfg, WEAK_DEFAULTS, "weak")
+    options = resolve_options(cfg, WEAK_DEFAULTS, WEAK_SPECS, "weak")
     return Compose(_weak_ops(options))
 
 
@@ -339,7 +351,7 @@ def strong_augment(cfg: dict[str, Any] | None = None,
     ``joint_groups`` (body parts as joint-index lists) enables body-part masking. ``cfg``
     overrides keys of :data:`STRONG_DEFAULTS`; a 0 / False value turns an op off.
     """
-    options = resolve_options(cfg, STRONG_DEFAULTS, "strong")
+    options = resolve_options(cfg, STRONG_DEFAULTS, STRONG_SPECS, "strong")
     p = options["p"]
     ops = _weak_ops(options)
     if options["shear"]:
@@ -365,9 +377,13 @@ def _weak_ops(options: dict[str, Any]) -> list[SkeletonTransform]:
     return ops
 
 
-def resolve_options(cfg: dict[str, Any] | None, defaults: dict[str, Any], name: str) -> dict[str, Any]:
+def resolve_options(cfg: dict[str, Any] | None, defaults: dict[str, Any], specs: dict[str, Spec],
+                    name: str) -> dict[str, Any]:
+    """``defaults`` updated by ``cfg``: every option known and in the range its spec gives."""
     unknown = sorted(set(cfg or {}) - set(defaults))
     if unknown:
         raise SsmarError(f"unknown {name} augmentation option(s) {', '.join(unknown)}; "
                          f"known: {', '.join(defaults)}")
-    return {**defaults, **(cfg or {})}
+    options = {**defaults, **(cfg or {})}
+    check_section(options, specs, f"augment.{name.split()[0]}.")
+    return options

@@ -52,6 +52,8 @@ def _numpy_safe_globals() -> list[Any]:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read an ssmar checkpoint without running code from it (tensors and plain containers only)."""
     path = Path(path)
+    if path.is_dir():
+        raise SsmarError(f"checkpoint {path} is a directory; pass a file in it, e.g. {path / 'latest.pt'}")
     if not path.is_file():
         raise SsmarError(f"checkpoint not found: {path}")
     try:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ssmar.algorithms import algorithm_class
 from ssmar.algorithms.base import Algorithm, Batch, StepResult
 from ssmar.algorithms.context import Augment, TrainContext
-from ssmar.config import dump_config
+from ssmar.config import dump_config, validate_config
 from ssmar.data.samplers import InfiniteSampler
 from ssmar.data.types import PreparedData
 from ssmar.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, plain_state, resolve_device
@@ -36,7 +36,7 @@ from ssmar.engine.inputs import build_augmentations, prepare_data
 from ssmar.engine.metrics import classification_metrics, plot_confusion
 from ssmar.engine.schedule import build_optimizer, warmup_cosine
 from ssmar.errors import SsmarError
-from ssmar.models import build_model
+from ssmar.models import backbone_params, build_model
 from ssmar.runtime import distributed, faults
 from ssmar.runtime.io import save_json, save_text, save_torch
 
@@ -101,6 +101,12 @@ class Trainer:
         copied: the run's own settings (e.g. every label for an all-label method) never reach the caller's."""
         cfg = self.cfg = copy.deepcopy(cfg)
         self.work_dir = Path(work_dir)
+        # every value checked before anything is written: a bad one costs one error line and no file
+        validate_config(cfg)
+        self.algorithm_cls = algorithm_class(cfg["algorithm"]["name"])
+        self.algorithm_cls.resolve_params(cfg["algorithm"]["params"] or {})
+        backbone_params(cfg["model"])
+        build_augmentations(cfg)
         self.dist = distributed.init_distributed(cfg["device"])
         device = cfg["device"]
         if device.startswith("cuda") and self.dist.world_size > 1:
@@ -127,7 +133,6 @@ class Trainer:
         seed_everything(cfg["seed"])
         torch.use_deterministic_algorithms(self.device.type == "cpu", warn_only=True)
 
-        self.algorithm_cls = algorithm_class(cfg["algorithm"]["name"])
         if self.algorithm_cls.all_labels:
             cfg["data"]["labelled_ratio"], cfg["data"]["labels_per_class"] = 1.0, None
         self.data: PreparedData = data if data is not None else prepare_data(cfg, self.work_dir, seed=cfg["seed"],

@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from ssmar.config import PROBABILITY, Spec, integer, list_of, number
 from ssmar.data.augment import resolve_options
 from ssmar.errors import SsmarError
 
@@ -53,6 +54,13 @@ VIDEO_STRONG_DEFAULTS: dict[str, Any] = {
     "erase_p": 0.5,  # random erasing probability per clip; 0 = off
     "erase_scale": [0.02, 0.33],  # area fraction of the erased box
     "erase_value": 0.5,  # fill (mid grey, about the mean after normalisation)
+}
+
+_RANGE = list_of(number(0.0, low_open=True), min_length=2)
+VIDEO_WEAK_SPECS: dict[str, Spec] = {"crop_scale": _RANGE, "crop_ratio": _RANGE, "flip_p": PROBABILITY}
+VIDEO_STRONG_SPECS: dict[str, Spec] = {
+    **VIDEO_WEAK_SPECS, "num_ops": integer(0), "magnitude": number(0.0, 10.0), "erase_p": PROBABILITY,
+    "erase_scale": _RANGE, "erase_value": PROBABILITY,
 }
 
 
@@ -142,12 +150,12 @@ class VideoAugment:
 
 def video_weak_augment(cfg: dict[str, Any] | None, size: int) -> VideoAugment:
     """WA: random resized crop to ``size`` and horizontal flip; ``cfg`` overrides :data:`VIDEO_WEAK_DEFAULTS`."""
-    return VideoAugment(size, **resolve_options(cfg, VIDEO_WEAK_DEFAULTS, "weak video"))
+    return VideoAugment(size, **resolve_options(cfg, VIDEO_WEAK_DEFAULTS, VIDEO_WEAK_SPECS, "weak video"))
 
 
 def video_strong_augment(cfg: dict[str, Any] | None, size: int) -> VideoAugment:
     """SA: WA plus RandAugment and random erasing; ``cfg`` overrides :data:`VIDEO_STRONG_DEFAULTS`."""
-    return VideoAugment(size, **resolve_options(cfg, VIDEO_STRONG_DEFAULTS, "strong video"))
+    return VideoAugment(size, **resolve_options(cfg, VIDEO_STRONG_DEFAULTS, VIDEO_STRONG_SPECS, "strong video"))
 
 
 def _interval(values: Sequence[float], name: str, low: float, high: float) -> tuple[float, float]:
