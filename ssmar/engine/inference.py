@@ -92,12 +92,7 @@ def load_recognizer(checkpoint: str | Path, device: str = "cpu") -> Recognizer:
     meta = state["meta"]
     layout = None
     if meta["layout"] is not None:
-        layout_fields = dict(meta["layout"])
-        for key in ("joint_names", "scale_pair", "center_joints"):
-            layout_fields[key] = tuple(layout_fields[key])
-        for key in ("edges", "flip_pairs"):
-            layout_fields[key] = tuple(tuple(pair) for pair in layout_fields[key])
-        layout = Layout(**layout_fields)
+        layout = Layout.from_dict(meta["layout"])
     torch_device = resolve_device(device)
     # The checkpoint holds every weight: never fetch pretrained ones again.
     model_cfg = {**meta["model"], "pretrained": None}
