@@ -244,6 +244,11 @@ def get_layout(name: str) -> Layout:
     return LAYOUTS[name]
 
 
+def layout_for_joint_count(joints: int) -> Layout | None:
+    """The registered layout with this many joints; ``None`` when no layout has that count."""
+    return _BY_JOINT_COUNT.get(joints)
+
+
 def custom_layout(num_joints: int, edges: Iterable[Sequence[int]], center: int = 0, name: str = "custom",
                   scale_pair: tuple[int, int] | None = None,
                   flip_pairs: Iterable[tuple[int, int]] = ()) -> Layout:

@@ -33,14 +33,19 @@ def load_skeleton_pickle(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise SsmarError(f"skeleton file not found: {path}; create it with `ssmar data synth` or `ssmar import`")
-    try:
-        with open(path, "rb") as handle:
-            data = pickle.load(handle)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, IndexError) as exc:
-        raise SsmarError(f"{path}: not a readable skeleton pickle ({type(exc).__name__}: {exc}); "
-                         "the file is corrupt or truncated, re-create it") from exc
+    data = read_pickle(path, "skeleton pickle")
     validate_skeleton_data(data, source=str(path))
     return data
+
+
+def read_pickle(path: Path, what: str) -> Any:
+    """The one place ssmar unpickles data files (skeleton pickles, array-format label files)."""
+    try:
+        with open(path, "rb") as handle:
+            return pickle.load(handle)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, IndexError) as exc:
+        raise SsmarError(f"{path}: not a readable {what} ({type(exc).__name__}: {exc}); "
+                         "the file is corrupt or truncated, re-create it") from exc
 
 
 def save_skeleton_pickle(data: dict[str, Any], path: str | os.PathLike) -> None:
