@@ -79,7 +79,7 @@ def _read_split(split: str, data_path: Path, label_path: Path, layout: str | Non
                          "pass a data file with clips or drop this pair")
     names, labels = _read_labels(label_path)
     if len(names) != count:
-        raise SsmarError(f"{label_path} lists {len(names)} clips but {data_path} holds {count}; "
+        raise SsmarError(f"{label_path} lists {len(names)} clip(s) but {data_path} holds {count}; "
                          "pass the label file written with this data file")
     channels = channels or {2: "xy", 3: "xyz", 4: "xyz_score"}.get(width)
     expected = None if channels is None else coordinate_count(channels) + has_score(channels)
