@@ -324,7 +324,7 @@ CATALOGUE: list[BadInput] = [
              _arrays((0, 3, 5, 25, 1))),
     BadInput("export-empty-split", "export arrays: an empty split",
              ("export", "arrays", "{tmp}/bad.pkl", "-o", "{tmp}/arrays"),
-             "split 'test' is empty; remove it from the file's 'split' or add clips to it",
+             "{tmp}/bad.pkl: split 'test' is empty; remove it from the file's 'split' or add clips to it",
              _data({"annotations": [clip()], "split": {"train": ["c0"], "test": []}})),
     BadInput("channels-need-3d", "data.channels asks for z of 2-D poses", train("data.channels=xyz", data="{tmp}/bad.pkl"),
              "data.channels=xyz needs 3 coordinates per joint, but {tmp}/bad.pkl (e.g. clip 'c0') has 2; "

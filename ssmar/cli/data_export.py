@@ -29,6 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_arrays(args: argparse.Namespace) -> int:
     written = export_arrays(load_skeleton_pickle(args.data), args.output_dir, channels=args.channels,
-                            frames=args.frames)
+                            frames=args.frames, source=args.data)
     print(f"wrote {len(written) // 2} split(s) to {args.output_dir}: {', '.join(path.name for path in written)}")
     return 0

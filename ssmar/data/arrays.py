@@ -139,7 +139,7 @@ def _read_labels(path: Path) -> tuple[list[str], list[int]]:
 
 
 def export_arrays(data: dict[str, Any], out_dir: str | os.PathLike, channels: str | None = None,
-                  frames: int | None = None) -> list[Path]:
+                  frames: int | None = None, source: str = "<data>") -> list[Path]:
     """Write ``<split>_data.npy`` ``[N, C, T, V, M]`` and ``<split>_label.pkl`` for every split of ``data``.
 
     ``T`` is ``frames`` or the longest clip (shorter clips are zero-padded at the end), ``M`` the most
@@ -153,19 +153,19 @@ def export_arrays(data: dict[str, Any], out_dir: str | os.PathLike, channels: st
     elif channels not in CHANNELS:
         raise SsmarError(f"unknown --channels '{channels}'; use one of: {', '.join(CHANNELS)}")
     if coordinate_count(channels) > min(coordinates):
-        raise SsmarError(f"--channels {channels} needs 3 coordinates per joint, but the data has 2-D clips; "
+        raise SsmarError(f"{source}: --channels {channels} needs 3 coordinates per joint, but the clips are 2-D; "
                          "use xy or xy_score")
     longest = max(int(np.shape(ann["keypoint"])[1]) for ann in annotations)
     frames = longest if frames is None else int(frames)
     if frames < longest:
         name = next(ann["frame_dir"] for ann in annotations if np.shape(ann["keypoint"])[1] == longest)
-        raise SsmarError(f"clip '{name}' has {longest} frames, more than --frames {frames}; raise --frames")
+        raise SsmarError(f"{source}: clip '{name}' has {longest} frames, more than --frames {frames}; raise --frames")
     persons = max(int(np.shape(ann["keypoint"])[0]) for ann in annotations)
     index_of = {ann["frame_dir"]: i for i, ann in enumerate(annotations)}
     outputs: list[tuple[str, np.ndarray, tuple[list[str], list[int]]]] = []
     for split, members in (data.get("split") or {}).items():
         if not members:
-            raise SsmarError(f"split '{split}' is empty; remove it from the file's 'split' or add clips to it")
+            raise SsmarError(f"{source}: split '{split}' is empty; remove it from the file's 'split' or add clips to it")
         clips = [annotations[index_of[name]] for name in members]
         array = np.zeros((len(clips), coordinate_count(channels) + has_score(channels), frames,
                           np.shape(clips[0]["keypoint"])[2], persons), np.float32)
