@@ -145,7 +145,6 @@ def export_arrays(data: dict[str, Any], out_dir: str | os.PathLike, channels: st
     ``T`` is ``frames`` or the longest clip (shorter clips are zero-padded at the end), ``M`` the most
     persons of any clip. Every array is built before the first file is written.
     """
-    source = str(out_dir)
     annotations = data["annotations"]
     coordinates = {int(np.shape(ann["keypoint"])[-1]) for ann in annotations}
     if channels is None:
