@@ -143,7 +143,7 @@ def export_arrays(data: dict[str, Any], out_dir: str | os.PathLike, channels: st
     """Write ``<split>_data.npy`` ``[N, C, T, V, M]`` and ``<split>_label.pkl`` for every split of ``data``.
 
     ``T`` is ``frames`` or the longest clip (shorter clips are zero-padded at the end), ``M`` the most
-    persons of any clip. Every array is built before the first file is written.
+    persons of any clip. Every array is built before the first file is written; ``source`` names ``data`` in errors.
     """
     annotations = data["annotations"]
     coordinates = {int(np.shape(ann["keypoint"])[-1]) for ann in annotations}
