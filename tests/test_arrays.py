@@ -95,3 +95,19 @@ def test_export_cli_writes_every_split(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["export", "arrays", str(tmp_path / "d.pkl"), "-o", str(tmp_path / "out"), "--frames", "30"]) == 0
     assert "wrote 2 split(s)" in capsys.readouterr().out
     assert np.load(tmp_path / "out" / "test_data.npy").shape == (3, 3, 30, 25, 2)
+
+
+def test_import_names_the_file_for_layouts_it_cannot_infer_and_mixed_joint_counts(tmp_path: Path) -> None:
+    from ssmar.errors import SsmarError
+
+    for name, joints in (("a", 26), ("b", 25)):
+        np.save(tmp_path / f"{name}_data.npy", np.ones((1, 3, 4, joints, 1), np.float32))
+        (tmp_path / f"{name}_label.pkl").write_bytes(pickle.dumps(([f"{name}0"], [0])))
+    pair = {name: (name, tmp_path / f"{name}_data.npy", tmp_path / f"{name}_label.pkl") for name in "ab"}
+    with pytest.raises(SsmarError, match=r"a_data.npy: cannot infer the layout of 26-joint arrays; pass --layout"):
+        import_arrays([pair["a"]])
+    with pytest.raises(SsmarError, match=r"different joint counts .*a_data.npy: 26.*b_data.npy: 25"):
+        import_arrays([pair["a"], pair["b"]], layout=None)
+    (tmp_path / "bad_label.pkl").write_bytes(pickle.dumps({"names": ["a0"]}))
+    with pytest.raises(SsmarError, match=r"bad_label.pkl: expected a pickle of \(names, labels\)"):
+        import_arrays([("a", tmp_path / "a_data.npy", tmp_path / "bad_label.pkl")])

@@ -49,24 +49,26 @@ def import_arrays(pairs: Sequence[tuple[str, str | os.PathLike, str | os.PathLik
                          "(--split-names train,val,...)")
     annotations: list[dict[str, Any]] = []
     split: dict[str, list[str]] = {}
-    joints: set[int] = set()
+    joints: dict[int, str] = {}  # joint count -> the first data file with it
     for split_name, data_path, label_path in pairs:
         clips = _read_split(split_name, Path(data_path), Path(label_path), layout, channels)
-        joints.add(clips[0]["keypoint"].shape[2])
+        joints.setdefault(clips[0]["keypoint"].shape[2], str(data_path))
         split[split_name] = [clip["frame_dir"] for clip in clips]
         annotations += clips
     if len(joints) > 1:
-        raise SsmarError(f"the data files hold {sorted(joints)} joints per clip; every split needs the same layout")
+        raise SsmarError(f"the data files hold different joint counts ({', '.join(f'{v}: {n}' for n, v in joints.items())}); "
+                         "every split needs the same layout")
+    (count, first_file), = joints.items()
     if layout is None:
-        inferred = layout_for_joint_count(joints.pop())
+        inferred = layout_for_joint_count(count)
         if inferred is None:
-            raise SsmarError(f"{pairs[0][1]}: cannot infer the layout of {clips[0]['keypoint'].shape[2]}-joint "
-                             f"arrays; pass --layout (one of {', '.join(LAYOUTS)})")
+            raise SsmarError(f"{first_file}: cannot infer the layout of {count}-joint arrays; pass --layout "
+                             f"(one of {', '.join(LAYOUTS)})")
         layout = inferred.name
     data: dict[str, Any] = {"split": split, "annotations": annotations, "layout": layout}
     if class_names_file is not None:
         data["class_names"] = read_class_names(class_names_file)
-    validate_skeleton_data(data, source=str(pairs[0][2]))
+    validate_skeleton_data(data, source=first_file)
     return data
 
 
