@@ -111,3 +111,15 @@ def test_import_names_the_file_for_layouts_it_cannot_infer_and_mixed_joint_count
     (tmp_path / "bad_label.pkl").write_bytes(pickle.dumps({"names": ["a0"]}))
     with pytest.raises(SsmarError, match=r"bad_label.pkl: expected a pickle of \(names, labels\)"):
         import_arrays([("a", tmp_path / "a_data.npy", tmp_path / "bad_label.pkl")])
+
+
+def test_label_files_go_through_the_restricted_unpickler(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    from ssmar.errors import SsmarError
+
+    np.save(tmp_path / "a_data.npy", np.ones((1, 3, 4, 25, 1), np.float32))
+    (tmp_path / "a_label.pkl").write_bytes(pickle.dumps((["a0"], [Fraction(1)])))
+    with pytest.raises(SsmarError, match=r"a_label.pkl: refused to load: the pickle asks for the Python global "
+                                         r"'fractions.Fraction', which a label file never holds"):
+        import_arrays([("a", tmp_path / "a_data.npy", tmp_path / "a_label.pkl")])

@@ -1,4 +1,4 @@
-"""``ssmar train`` and ``ssmar eval``."""
+"""``ssmar train``, ``ssmar eval`` and ``ssmar convert-checkpoint``."""
 
 from __future__ import annotations
 
@@ -48,6 +48,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--out", help="directory for metrics.json and confusion.png (default: beside the checkpoint)")
     evaluate.add_argument("--submission", help="also write MA-52 challenge predictions (CSV) to this file")
     evaluate.set_defaults(func=cmd_eval)
+
+    convert = subparsers.add_parser(
+        "convert-checkpoint", help="rewrite a trusted older checkpoint so that it loads without running code",
+        description="Checkpoints are read with PyTorch's weights_only loader (tensors and plain containers). "
+                    "A checkpoint holding other Python objects (e.g. written by an older ssmar) is refused; "
+                    "if you trust where it came from, this rewrites it as plain state. Reading SOURCE runs "
+                    "any code it holds: hence --trust.")
+    convert.add_argument("source", metavar="SOURCE.pt")
+    convert.add_argument("target", metavar="TARGET.pt")
+    convert.add_argument("--trust", action="store_true", help="confirm that SOURCE comes from a trusted source")
+    convert.set_defaults(func=cmd_convert_checkpoint)
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -131,4 +142,15 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     print(json.dumps({"fused": metric_summary(result["fused"]), "matched": result["matched"],
                       "unmatched": result["unmatched"]}))
     print(f"metrics and confusion matrix in {out}")
+    return 0
+
+
+def cmd_convert_checkpoint(args: argparse.Namespace) -> int:
+    from ssmar.engine.checkpoint import convert_trusted_checkpoint
+
+    if not args.trust:
+        raise SsmarError(f"convert-checkpoint reads {args.source} with full unpickling, which runs any code it "
+                         "holds; add --trust if you know where it came from")
+    convert_trusted_checkpoint(args.source, args.target)
+    print(f"wrote {args.target}: loads with weights_only")
     return 0

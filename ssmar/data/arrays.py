@@ -129,7 +129,7 @@ def _load_array(path: Path) -> np.ndarray:
 def _read_labels(path: Path) -> tuple[list[str], list[int]]:
     if not path.is_file():
         raise SsmarError(f"label file not found: {path}; check the path")
-    content = read_pickle(path, "label file")
+    content = read_pickle(path, "label")
     if isinstance(content, (tuple, list)) and len(content) == 2:
         names, labels = (list(part) if isinstance(part, (list, tuple, np.ndarray)) else None for part in content)
         if (names is not None and labels is not None and len(names) == len(labels)

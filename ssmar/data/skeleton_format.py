@@ -7,7 +7,9 @@ A file is a dict::
                       "keypoint": float32 [M, T, V, C],
                       "keypoint_score": float32 [M, T, V]  (optional), ...}, ...]}
 
-Files written by PYSKL or MMAction2 load unchanged. ssmar adds optional top-level keys
+Files written by PYSKL or MMAction2 load unchanged. They are read with a restricted unpickler
+(:func:`ssmar.runtime.io.load_plain_pickle`): a file that asks for any other Python global than
+plain containers, scalars and NumPy arrays is refused before anything runs. ssmar adds optional top-level keys
 (``class_names``, ``layout``, ``edges`` for custom layouts, ``body_map`` /
 ``body_names`` for body-level classes as in MA-52) and optional per-clip keys
 (``subject``, ``img_shape``, ``fps``). Unknown keys are kept and ignored.
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ssmar.errors import SsmarError
-from ssmar.runtime.io import save_pickle
+from ssmar.runtime.io import UnsafePickleError, load_plain_pickle, save_pickle
 
 OPTIONAL_TOP_KEYS = ("class_names", "layout", "edges", "body_map", "body_names")
 
@@ -33,18 +35,23 @@ def load_skeleton_pickle(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise SsmarError(f"skeleton file not found: {path}; create it with `ssmar data synth` or `ssmar import`")
-    data = read_pickle(path, "skeleton pickle")
+    data = read_pickle(path, "skeleton")
     validate_skeleton_data(data, source=str(path))
     return data
 
 
 def read_pickle(path: Path, what: str) -> Any:
-    """The one place ssmar unpickles data files (skeleton pickles, array-format label files)."""
+    """The one place ssmar unpickles data files (``what``: skeleton, or label for array-format label
+    files), through the restricted unpickler: plain data only, nothing in the file runs."""
     try:
-        with open(path, "rb") as handle:
-            return pickle.load(handle)
+        return load_plain_pickle(path)
+    except UnsafePickleError as exc:
+        raise SsmarError(f"{path}: refused to load: the pickle asks for the Python global '{exc.refused}', "
+                         f"which a {what} file never holds (plain lists, dicts, numbers, strings and NumPy arrays "
+                         "only) and which could run code; re-create the file from its source (ssmar import, "
+                         "ssmar extract-pose) or re-save it with plain containers") from None
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, IndexError) as exc:
-        raise SsmarError(f"{path}: not a readable {what} ({type(exc).__name__}: {exc}); "
+        raise SsmarError(f"{path}: not a readable {what} pickle ({type(exc).__name__}: {exc}); "
                          "the file is corrupt or truncated, re-create it") from exc
 
 

@@ -29,7 +29,7 @@ from ssmar.algorithms.context import Augment, TrainContext
 from ssmar.config import dump_config
 from ssmar.data.samplers import InfiniteSampler
 from ssmar.data.types import PreparedData
-from ssmar.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, resolve_device
+from ssmar.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, plain_state, resolve_device
 from ssmar.engine.ema import ModelEMA
 from ssmar.engine.evaluate import predict_scores
 from ssmar.engine.inputs import build_augmentations, prepare_data
@@ -203,7 +203,7 @@ class Trainer:
                 "body_map": self.data.body_map, "body_names": self.data.body_names}
 
     def checkpoint_state(self) -> dict[str, Any]:
-        return {
+        return plain_state({
             "format": CHECKPOINT_FORMAT, "config": self.cfg, "meta": self._model_meta(),
             "epoch": self.epoch, "step": self.context.step, "elapsed": self.elapsed,
             "model": self.model.state_dict(), "ema": self.ema.module.state_dict(),
@@ -214,7 +214,7 @@ class Trainer:
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                     "augment": self.generator.get_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-        }
+        })
 
     def resume(self, path: Path | None) -> None:
         """Continue from checkpoint ``path``. Under DDP only rank 0 reads it (other ranks pass any
@@ -240,7 +240,8 @@ class Trainer:
         self.history, self.best, self.elapsed = state["history"], state["best"], state["elapsed"]
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
-        np.random.set_state(rng["numpy"])
+        generator, keys, *position = rng["numpy"]  # keys: a tensor (plain_state) or, in older checkpoints, an array
+        np.random.set_state((generator, np.asarray(keys, dtype=np.uint32), *position))
         random.setstate(rng["python"])
         self.generator.set_state(rng["augment"])
         if rng.get("cuda") is not None and torch.cuda.is_available():

@@ -1,11 +1,15 @@
-"""Atomic file writes: a crash or full disk never leaves a half-written file.
+"""File IO: atomic writes, and reading pickles from other people without running their code.
 
 Everything is written to a temporary file in the target directory, flushed, fsynced
 and renamed over the target, so readers see either the old or the new content.
+Pickles are read by :func:`load_plain_pickle`, which builds only plain data.
 """
 
 from __future__ import annotations
 
+import builtins
+import codecs
+import collections
 import contextlib
 import json
 import os
@@ -52,6 +56,62 @@ def _umask() -> int:
 def save_pickle(obj: Any, path: str | os.PathLike) -> None:
     with atomic_open(path, "wb") as handle:
         pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class UnsafePickleError(SsmarError):
+    """A pickle asked for a Python global outside :data:`PLAIN_PICKLE_GLOBALS`."""
+
+    def __init__(self, refused: str):
+        super().__init__(refused)
+        self.refused = refused
+
+
+def numpy_globals() -> dict[str, Any]:
+    """NumPy's array and scalar constructors under the module names that NumPy 1.x and 2.x write
+    (``numpy.core`` vs ``numpy._core``), each mapped to this NumPy's own function, so a file written
+    by either version loads here."""
+    import numpy as np
+
+    reconstruct = np.zeros(1).__reduce__()[0]
+    scalar = np.float32(0).__reduce__()[0]
+    frombuffer = np.zeros(1).__reduce_ex__(5)[0]
+    table: dict[str, Any] = {"numpy.ndarray": np.ndarray, "numpy.dtype": np.dtype}
+    for package in ("numpy.core", "numpy._core"):
+        table[f"{package}.multiarray._reconstruct"] = reconstruct
+        table[f"{package}.multiarray.scalar"] = scalar
+        table[f"{package}.numeric._frombuffer"] = frombuffer
+    return table
+
+
+# What PYSKL / MMAction2 / ssmar skeleton pickles hold: builtin containers and scalars, NumPy arrays,
+# dtypes and scalars, and ``_codecs.encode``, which protocol-2 pickles (mmcv's default) use to carry
+# bytes; the same short list PyTorch's ``weights_only`` loader admits for these types.
+_BUILTINS = ("dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray", "int", "float",
+             "complex", "bool", "slice", "range")
+PLAIN_PICKLE_GLOBALS: dict[str, Any] = {
+    **{f"builtins.{name}": getattr(builtins, name) for name in _BUILTINS},
+    "collections.OrderedDict": collections.OrderedDict,
+    "_codecs.encode": codecs.encode,
+}
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        qualified = f"{module}.{name}"
+        found = PLAIN_PICKLE_GLOBALS.get(qualified)
+        if found is None and module.split(".")[0] == "numpy":
+            found = numpy_globals().get(qualified)
+        if found is None:
+            raise UnsafePickleError(qualified)
+        return found
+
+
+def load_plain_pickle(path: str | os.PathLike) -> Any:
+    """Unpickle ``path`` admitting only plain data (see :data:`PLAIN_PICKLE_GLOBALS`): a pickle that
+    names any other global (a function to call, a class to build) raises :class:`UnsafePickleError`
+    before anything is called. Other read errors propagate as :mod:`pickle` raises them."""
+    with open(path, "rb") as handle:
+        return _PlainUnpickler(handle).load()
 
 
 def save_json(obj: Any, path: str | os.PathLike) -> None:
