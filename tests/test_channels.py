@@ -73,3 +73,12 @@ def test_training_with_the_score_channel_and_predicting_from_its_checkpoint(synt
     encoded = recognizer.encode_source()
     assert encoded.clips.shape[1] == 4
     assert recognizer.scores(encoded.clips).shape == (len(encoded.names), len(recognizer.meta["class_names"]))
+
+
+@pytest.mark.parametrize("make", [weak_augment, strong_augment])
+def test_the_score_channel_does_not_change_what_happens_to_the_coordinates(make) -> None:
+    x = torch.randn(8, 3, 12, 17, 1)
+    with_score = torch.cat([x, torch.rand(8, 1, 12, 17, 1) + 0.1], dim=1)
+    plain = make()(x, torch.Generator().manual_seed(3))
+    scored = make(score_channel=True)(with_score, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(scored[:, :3], plain)  # same random draws, same coordinates
