@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
         "eval_on": "test",  # test | val: which split the per-epoch evaluation and final metrics use
         "frames": 32,  # fixed clip length after temporal resampling
         "max_persons": 1,
+        "channels": None,  # None = the file's coordinates (xyz or xy) | xy | xyz | xy_score | xyz_score (+ confidence)
         "labelled_ratio": 0.1,  # fraction of each class labelled (at least one per class)
         "labels_per_class": None,  # if set, overrides labelled_ratio
         "include_labelled_in_unlabelled": False,  # USB convention is False for skeletons here; see docs
@@ -212,6 +213,7 @@ SCHEMA: dict[str, Any] = {
         "val_subjects": list_of(integer(), min_length=1, optional=True),
         "eval_on": one_of("test", "val"),
         "frames": POSITIVE,
+        "channels": one_of("xy", "xyz", "xy_score", "xyz_score", optional=True),
         "max_persons": POSITIVE,
         "labelled_ratio": number(0.0, 1.0, low_open=True),
         "labels_per_class": integer(1, optional=True),

@@ -104,6 +104,24 @@ def _npy_list(scratch: Scratch) -> None:
     (scratch.tmp / "out.pkl").write_bytes(b"a previous output that must survive")
 
 
+def _arrays(shape: tuple[int, ...], names: list[str] | None = None, nan_clip: int | None = None
+            ) -> Callable[[Scratch], None]:
+    """An array-format pair train_data.npy / train_label.pkl (clips a, b, ...) and an earlier out.pkl."""
+    def setup(scratch: Scratch) -> None:
+        array = np.ones(shape, np.float32)
+        if nan_clip is not None:
+            array[nan_clip, :, 2] = np.nan
+        np.save(scratch.tmp / "train_data.npy", array)
+        clip_names = names if names is not None else [chr(ord("a") + i) for i in range(shape[0])]
+        (scratch.tmp / "train_label.pkl").write_bytes(pickle.dumps((clip_names, [0] * len(clip_names))))
+        (scratch.tmp / "out.pkl").write_bytes(b"a previous output that must survive")
+    return setup
+
+
+def import_arrays(*options: str) -> tuple[str, ...]:
+    return ("import", "arrays", "{tmp}/train_data.npy", "{tmp}/train_label.pkl", "-o", "{tmp}/out.pkl", *options)
+
+
 class _FullDisk:
     """A file whose every write fails as on a full disk."""
 
@@ -217,7 +235,7 @@ CATALOGUE: list[BadInput] = [
              _data({"annotations": [clip()], "split": {"train": ["c0", "ghost"]}})),
     BadInput("unknown-layout", "unknown skeleton layout", BAD_PKL,
              "unknown skeleton layout 'kinect_v9'; known layouts: kinect_v1_20, mediapipe_pose_33, coco_17, "
-             "openpose_18 (or 'custom' with 'edges' in the data file)",
+             "openpose_18, ntu_rgbd_25, ma52_openpose_28 (or 'custom' with 'edges' in the data file)",
              _data({"annotations": [clip()], "layout": "kinect_v9", "split": {"train": ["c0"], "test": ["c0"]}})),
     BadInput("joint-count-mismatch", "clips with different joint counts", BAD_PKL,
              "mismatched joint count: layout mediapipe_pose_33 has 33 joints, clip c00_s00_r01 has 20; "
@@ -360,6 +378,37 @@ CATALOGUE: list[BadInput] = [
              "clip b listed in {tmp}/list.txt line 2 not found in {tmp}/clips (looked for {tmp}/clips/b.npy); "
              "fix the list or add the file",
              _npy_list),
+    BadInput("arrays-wrong-joint-count", "import arrays: joint count that does not fit the named layout",
+             import_arrays("--layout", "ntu_rgbd_25"),
+             "{tmp}/train_data.npy: V=20 joints, but layout ntu_rgbd_25 has 25; pass the right --layout, "
+             "or none to infer it",
+             _arrays((2, 3, 5, 20, 1))),
+    BadInput("arrays-channel-mismatch", "import arrays: channel count that does not match --channels",
+             import_arrays("--channels", "xy"),
+             "{tmp}/train_data.npy: C=3 channels per joint, but --channels xy needs 2; pass the --channels the "
+             "arrays hold (xy, xyz, xy_score, xyz_score)",
+             _arrays((2, 3, 5, 25, 1))),
+    BadInput("arrays-label-count", "import arrays: label and sample counts differ", import_arrays(),
+             "{tmp}/train_label.pkl lists 1 clip(s) but {tmp}/train_data.npy holds 2; pass the label file "
+             "written with this data file",
+             _arrays((2, 3, 5, 25, 1), names=["a"])),
+    BadInput("arrays-nan", "import arrays: NaN coordinates", import_arrays(),
+             "{tmp}/train_data.npy: clip 'b' (#1) holds NaN or inf; write missing joints as 0 (score 0) and "
+             "export again",
+             _arrays((2, 3, 5, 25, 1), nan_clip=1)),
+    BadInput("arrays-empty-split", "import arrays: an empty split", import_arrays(),
+             "{tmp}/train_data.npy: holds no clips, so split 'train' would be empty; pass a data file with clips "
+             "or drop this pair",
+             _arrays((0, 3, 5, 25, 1))),
+    BadInput("export-empty-split", "export arrays: an empty split",
+             ("export", "arrays", "{tmp}/bad.pkl", "-o", "{tmp}/arrays"),
+             "{tmp}/bad.pkl: split 'test' is empty; remove it from the file's 'split' or add clips to it",
+             _data({"annotations": [clip()], "split": {"train": ["c0"], "test": []}})),
+    BadInput("channels-need-3d", "data.channels asks for z of 2-D poses", train("data.channels=xyz", data="{tmp}/bad.pkl"),
+             "data.channels=xyz needs 3 coordinates per joint, but {tmp}/bad.pkl (e.g. clip 'c0') has 2; "
+             "use data.channels=xy or xy_score",
+             _data({"annotations": [{**clip(), "keypoint": np.zeros((1, 5, 20, 2), np.float32)}],
+                    "split": {"train": ["c0"], "test": ["c0"]}})),
     BadInput("disk-full", "disk full while writing (simulated ENOSPC)",
              ("data", "synth", "-o", "{tmp}/synth.pkl", "--subjects", "3", "--clips-per-class", "1"),
              "writing {tmp}/synth.pkl failed: No space left on device; free space or fix permissions, then retry; "

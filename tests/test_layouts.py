@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from ssmar.data.layouts import (LAYOUTS, MEDIAPIPE_POSE_CONNECTIONS, custom_layout, get_layout,
+import dataclasses
+
+from ssmar.data.layouts import (LAYOUTS, MEDIAPIPE_POSE_CONNECTIONS, OPENPOSE_18, Layout, custom_layout, get_layout,
                                 layout_for_data)
 from ssmar.errors import SsmarError
 
@@ -79,6 +81,41 @@ def test_flip_pairs_mirror_left_and_right(name):
     assert _mirror(layout.joint_names[a]) == layout.joint_names[b] != layout.joint_names[a]
 
 
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_parts_partition_the_joints_and_mirror_under_flip(name):
+    layout = get_layout(name)
+    joints = [j for _, group in layout.parts for j in group]
+    assert sorted(joints) == list(range(layout.num_joints)), "every joint in exactly one body part"
+    swap = dict(layout.flip_pairs) | {b: a for a, b in layout.flip_pairs}
+    parts = dict(layout.parts)
+    for part, group in parts.items():
+        mirrored = _mirror(part)
+        assert mirrored in parts, f"part {part} has no mirror"
+        assert sorted(swap.get(j, j) for j in group) == sorted(parts[mirrored])
+    assert layout.part_groups() == [list(group) for group in parts.values()]
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_layout_survives_a_checkpoint_round_trip(name):
+    layout = get_layout(name)
+    as_lists = {key: [list(v) if isinstance(v, tuple) else v for v in value] if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(layout).items()}
+    assert Layout.from_dict(as_lists) == layout
+
+
+def test_new_layouts_match_their_sources():
+    ntu = get_layout("ntu_rgbd_25")
+    assert ntu.num_joints == 25 and len(ntu.edges) == 24  # a tree over 25 joints
+    assert ntu.joint_names[ntu.center] == "spine_shoulder"
+    assert {frozenset(e) for e in [(21, 22), (22, 7), (23, 24), (24, 11)]} <= {frozenset(e) for e in ntu.edges}
+    ma52 = get_layout("ma52_openpose_28")
+    assert ma52.joint_names[:18] == OPENPOSE_18.joint_names and set(OPENPOSE_18.edges) <= set(ma52.edges)
+    assert {e for e in ma52.edges if max(e) >= 18} == {(7, j) for j in range(18, 23)} | {(4, j) for j in range(23, 28)}
+    assert ma52.joint_names[7] == "left_wrist" and ma52.joint_names[18] == "left_hand_1"
+    assert ma52.joint_names[4] == "right_wrist" and ma52.joint_names[27] == "right_hand_5"
+    assert (18, 23) in ma52.flip_pairs and (22, 27) in ma52.flip_pairs
+
+
 def test_registry_contents():
     kinect = get_layout("kinect_v1_20")
     assert kinect.joint_names[:4] == ("head", "shoulder_center", "spine", "hip_center")
@@ -127,7 +164,8 @@ def test_custom_layout_rejects_bad_counts_and_centre():
 
 
 @pytest.mark.parametrize("joints, name", [(20, "kinect_v1_20"), (33, "mediapipe_pose_33"),
-                                          (17, "coco_17"), (18, "openpose_18")])
+                                          (17, "coco_17"), (18, "openpose_18"), (25, "ntu_rgbd_25"),
+                                          (28, "ma52_openpose_28")])
 def test_layout_inferred_from_joint_count(joints, name):
     assert layout_for_data(_data(joints)).name == name
 
@@ -143,8 +181,8 @@ def test_layout_errors_name_the_problem():
     mismatch = "mismatched joint count: layout kinect_v1_20 has 20 joints, clip clip_a has 33"
     with pytest.raises(SsmarError, match=mismatch):
         layout_for_data(_data(33, layout="kinect_v1_20"))
-    with pytest.raises(SsmarError, match="cannot infer the skeleton layout of 25-joint clips.*set 'layout'"):
-        layout_for_data(_data(25))
+    with pytest.raises(SsmarError, match="cannot infer the skeleton layout of 26-joint clips.*set 'layout'"):
+        layout_for_data(_data(26))
     with pytest.raises(SsmarError, match="needs the bones: add 'edges'"):
         layout_for_data(_data(5, layout="custom"))
     with pytest.raises(SsmarError, match="outside 0..2"):

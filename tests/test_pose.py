@@ -131,6 +131,7 @@ def test_load_ma52_pose_pickle_adds_body_levels(tmp_path: Path, shared_data: Pat
     data = load_ma52_pose_pickle(path, shared_data / "ma52_demo" / "label_name.txt")
     assert len(data["class_names"]) == 52 and len(data["body_map"]) == 52 and data["body_map"][9] == 1
     validate_skeleton_data(data)
+    assert layout_for_data(data).name == "ma52_openpose_28"  # the 28-keypoint release, from its joint count
 
 
 # --- decoding -----------------------------------------------------------------------

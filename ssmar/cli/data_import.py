@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ssmar.data.arrays import import_arrays, split_name_of
 from ssmar.data.importers import import_npy_folder, import_utd_mhad
+from ssmar.data.layouts import LAYOUTS
+from ssmar.data.preprocess import CHANNELS
 from ssmar.data.skeleton_format import save_skeleton_pickle
 from ssmar.errors import SsmarError
 
@@ -16,7 +19,7 @@ def register_import(data_subparsers: argparse._SubParsersAction) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``import`` command with its ``utd-mhad`` and ``npy`` sources."""
+    """Add the ``import`` command with its ``utd-mhad``, ``npy`` and ``arrays`` sources."""
     parser = subparsers.add_parser("import", help="convert external pose data to a skeleton pickle",
                                    description="Convert external pose data to the canonical skeleton pickle.")
     sources = parser.add_subparsers(dest="source", metavar="SOURCE", required=True)
@@ -40,6 +43,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     npy.add_argument("-o", "--output", required=True, metavar="FILE.pkl", help="skeleton pickle to write")
     npy.set_defaults(func=_run_npy)
 
+    arrays = sources.add_parser(
+        "arrays", help="[N, C, T, V, M] .npy arrays plus (names, labels) pickles (CTR-GCN / MS-G3D layout)",
+        description="Import one DATA.npy [N, C, T, V, M] and LABELS.pkl (names, labels) pair per split, as the "
+                    "CTR-GCN / MS-G3D family writes them; zero-padded frames and absent persons are dropped.")
+    arrays.add_argument("files", nargs="+", metavar="DATA.npy LABELS.pkl",
+                        help="pairs of files, one pair per split (e.g. train_data.npy train_label.pkl "
+                             "val_data.npy val_label.pkl)")
+    arrays.add_argument("--split-names", metavar="A,B,...", help="one split name per pair (default: each data "
+                        "file's name up to its first '_', e.g. train_data_joint.npy -> train)")
+    arrays.add_argument("--layout", metavar="NAME",
+                        help=f"skeleton layout ({', '.join(LAYOUTS)}); default: inferred from the joint count")
+    arrays.add_argument("--channels", choices=CHANNELS, help="what the C axis holds (default: C=2 xy, 3 xyz, "
+                        "4 xyz_score; 2-D poses with a score need xy_score)")
+    arrays.add_argument("--class-names", metavar="FILE", help="one class name per line, or id<TAB>name")
+    arrays.add_argument("-o", "--output", required=True, metavar="FILE.pkl", help="skeleton pickle to write")
+    arrays.set_defaults(func=_run_arrays)
+
 
 def _split_arg(text: str) -> tuple[str, str]:
     name, sep, path = text.partition("=")
@@ -60,6 +80,19 @@ def _run_npy(args: argparse.Namespace) -> int:
         split_files[name] = path
     data = import_npy_folder(args.directory, args.list_file, class_names_file=args.class_names,
                              layout=args.layout, split_files=split_files or None)
+    return _write(data, args.output)
+
+
+def _run_arrays(args: argparse.Namespace) -> int:
+    if len(args.files) % 2:
+        raise SsmarError(f"import arrays takes pairs DATA.npy LABELS.pkl, got {len(args.files)} files; "
+                         "give one label file after each data file")
+    data_files, label_files = args.files[::2], args.files[1::2]
+    names = args.split_names.split(",") if args.split_names else [split_name_of(path) for path in data_files]
+    if len(names) != len(data_files):
+        raise SsmarError(f"--split-names gives {len(names)} names for {len(data_files)} pairs; give one per pair")
+    data = import_arrays(list(zip(names, data_files, label_files)), layout=args.layout, channels=args.channels,
+                         class_names_file=args.class_names)
     return _write(data, args.output)
 
 

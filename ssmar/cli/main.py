@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "ssmar.cli.bench",
     "ssmar.cli.pose",
     "ssmar.cli.data_import",
+    "ssmar.cli.data_export",
     "ssmar.cli.demo",
     "ssmar.cli.predict",
 )

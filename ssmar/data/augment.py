@@ -1,7 +1,8 @@
 """Batched skeleton augmentations for semi-supervised training (weak / strong views).
 
 Every transform takes a batch ``x`` of shape ``[N, C, T, V, M]`` (C = 2 or 3 coordinates,
-T frames, V joints, M persons) on any device and a CPU :class:`torch.Generator`, and
+T frames, V joints, M persons; a last confidence channel, ``data.channels=*_score``, is allowed
+where the transform only moves joints and frames) on any device and a CPU :class:`torch.Generator`, and
 returns a new tensor of the same shape and dtype. All random numbers are drawn from that
 generator on the CPU and then moved to ``x``'s device, so a seed gives the same
 augmentation on CPU and GPU. Each sample gets its own random parameters.
@@ -55,7 +56,14 @@ def _plane_rotation(angle: torch.Tensor, a: int, b: int, size: int) -> torch.Ten
 
 
 class SkeletonTransform:
-    """Base class: ``transform(x, generator)`` applies :meth:`apply` to each sample with probability ``p``."""
+    """Base class: ``transform(x, generator)`` applies :meth:`apply` to each sample with probability ``p``.
+
+    ``geometric`` transforms change coordinate values (rotation, scale, shear, jitter, axis mask) and
+    take coordinates only; the others move or drop whole joints and frames, so a confidence channel
+    moves with its joint. :class:`Compose` with ``score_channel`` hands geometric ones the coordinates.
+    """
+
+    geometric = False
 
     def __init__(self, p: float = 1.0):
         if not 0.0 <= p <= 1.0:
@@ -63,8 +71,10 @@ class SkeletonTransform:
         self.p = p
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        if x.ndim != 5 or x.shape[1] not in (2, 3):
-            raise SsmarError(f"{type(self).__name__}: expected a batch [N, C, T, V, M] with C = 2 or 3, "
+        channels = (2, 3) if self.geometric else (2, 3, 4)
+        if x.ndim != 5 or x.shape[1] not in channels:
+            what = "C = 2 or 3 coordinates" if self.geometric else "C = 2 or 3 coordinates, optionally plus a score"
+            raise SsmarError(f"{type(self).__name__}: expected a batch [N, C, T, V, M] with {what}, "
                              f"got shape {tuple(x.shape)}")
         if generator.device.type != "cpu":
             raise SsmarError(f"{type(self).__name__}: pass a CPU torch.Generator (got one on {generator.device}); "
@@ -86,6 +96,8 @@ class SkeletonTransform:
 
 class _LinearTransform(SkeletonTransform):
     """A random per-sample C x C matrix applied to the coordinates about the origin."""
+
+    geometric = True
 
     def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         matrix = self.matrices(x.shape[0], x.shape[1], generator).to(device=x.device, dtype=x.dtype)
@@ -207,6 +219,8 @@ class RandomJitter(SkeletonTransform):
     so ``sigma`` means the same for normalised and raw (metre or pixel) coordinates.
     """
 
+    geometric = True
+
     def __init__(self, sigma: float = 0.02, p: float = 1.0):
         super().__init__(p)
         self.sigma = float(sigma)
@@ -281,6 +295,8 @@ class RandomTemporalMask(SkeletonTransform):
 class RandomAxisMask(SkeletonTransform):
     """Zero one randomly chosen coordinate axis (x, y or z) for the whole clip."""
 
+    geometric = True
+
     def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n, c = x.shape[:2]
         axis = (_rand(generator, n) * c).long().clamp(max=c - 1)
@@ -289,18 +305,25 @@ class RandomAxisMask(SkeletonTransform):
 
 
 class Compose:
-    """Apply transforms in order, each with its own share of the generator's stream."""
+    """Apply transforms in order, each with its own share of the generator's stream.
 
-    def __init__(self, transforms: Sequence[SkeletonTransform]):
+    ``score_channel``: the last channel of ``x`` is a confidence, which geometric transforms leave alone.
+    """
+
+    def __init__(self, transforms: Sequence[SkeletonTransform], score_channel: bool = False):
         self.transforms = list(transforms)
+        self.score_channel = score_channel
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         for transform in self.transforms:
-            x = transform(x, generator)
+            if self.score_channel and transform.geometric:
+                x = torch.cat([transform(x[:, :-1], generator), x[:, -1:]], dim=1)
+            else:
+                x = transform(x, generator)
         return x
 
     def __repr__(self) -> str:
-        return "Compose([" + ", ".join(map(repr, self.transforms)) + "])"
+        return f"Compose([{', '.join(map(repr, self.transforms))}], score_channel={self.score_channel})"
 
 
 WEAK_DEFAULTS: dict[str, Any] = {
@@ -334,17 +357,17 @@ STRONG_SPECS: dict[str, Spec] = {
 }
 
 
-def weak_augment(cfg: dict[str, Any] | None = None) -> Compose:
+def weak_augment(cfg: dict[str, Any] | None = None, score_channel: bool = False) -> Compose:
     """Weak augmentation (WA): small rotation, scaling and temporal crop (plus optional flip).
 
-    ``cfg`` overrides keys of :data:`WEAK_DEFAULTS`.
+    ``cfg`` overrides keys of :data:`WEAK_DEFAULTS`; ``score_channel`` as in :class:`Compose`.
     """
     options = resolve_options(cfg, WEAK_DEFAULTS, WEAK_SPECS, "weak")
-    return Compose(_weak_ops(options))
+    return Compose(_weak_ops(options), score_channel)
 
 
 def strong_augment(cfg: dict[str, Any] | None = None,
-                   joint_groups: Sequence[Sequence[int]] | None = None) -> Compose:
+                   joint_groups: Sequence[Sequence[int]] | None = None, score_channel: bool = False) -> Compose:
     """Strong augmentation (SA): WA with larger rotation, plus shear, jitter and masking ops.
 
     The geometric WA ops always apply; each strong op applies with probability ``p``.
@@ -366,7 +389,7 @@ def strong_augment(cfg: dict[str, Any] | None = None,
         ops.append(RandomTemporalMask(options["temporal_mask_ratio"], p=p))
     if options["axis_mask"]:
         ops.append(RandomAxisMask(p=p))
-    return Compose(ops)
+    return Compose(ops, score_channel)
 
 
 def _weak_ops(options: dict[str, Any]) -> list[SkeletonTransform]:

@@ -15,15 +15,16 @@ import numpy as np
 import torch
 
 from ssmar.data.layouts import Layout, layout_for_data
-from ssmar.data.preprocess import clip_to_array
+from ssmar.data.preprocess import clip_to_array, resolve_channels
 from ssmar.data.skeleton_format import load_skeleton_pickle, split_members
 from ssmar.data.splits import load_or_make_split, stratified_pick
 from ssmar.data.types import ClipSet, PreparedData
 from ssmar.errors import SsmarError
 
 
-def encode_annotations(annotations: list[dict], layout: Layout, frames: int, max_persons: int) -> ClipSet:
-    arrays = [clip_to_array(ann, layout, frames, max_persons) for ann in annotations]
+def encode_annotations(annotations: list[dict], layout: Layout, frames: int, max_persons: int,
+                       channels: str | None = None) -> ClipSet:
+    arrays = [clip_to_array(ann, layout, frames, max_persons, channels) for ann in annotations]
     return ClipSet(torch.from_numpy(np.stack(arrays)),
                    torch.tensor([int(ann["label"]) for ann in annotations], dtype=torch.long),
                    [ann["frame_dir"] for ann in annotations])
@@ -61,6 +62,7 @@ def prepare_skeleton_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_
     data = load_skeleton_pickle(source)
     layout = layout_for_data(data)
     annotations = data["annotations"]
+    channels = resolve_channels(data_cfg.get("channels"), annotations, source)
     labels = np.array([int(ann["label"]) for ann in annotations])
     class_names = list(data.get("class_names") or [f"class_{i}" for i in range(labels.max() + 1)])
 
@@ -76,7 +78,8 @@ def prepare_skeleton_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_
     val_fraction = float(data_cfg.get("val_fraction") or 0.0)
 
     def encode(positions: np.ndarray) -> ClipSet:
-        return encode_annotations([annotations[i] for i in positions], layout, data_cfg["frames"], data_cfg["max_persons"])
+        return encode_annotations([annotations[i] for i in positions], layout, data_cfg["frames"], data_cfg["max_persons"],
+                                  channels)
 
     train, evaluation = encode(train_pos), encode(eval_pos)
     params = {"data": Path(source).name, "train_split": data_cfg["train_split"], "val_fraction": val_fraction,
@@ -87,7 +90,7 @@ def prepare_skeleton_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_
     labelled, unlabelled = load_or_make_split(split_file, train.names, train.labels.numpy(), params,
                                               num_classes=len(class_names))
     return PreparedData(train=train, labelled=torch.from_numpy(labelled), unlabelled=torch.from_numpy(unlabelled),
-                        evaluation=evaluation, class_names=class_names, layout=layout,
+                        evaluation=evaluation, class_names=class_names, layout=layout, channels=channels,
                         body_map=data.get("body_map"), body_names=data.get("body_names"),
                         info={"source": source, "train_clips": len(train), "eval_clips": len(evaluation),
                               "labelled": int(len(labelled)), "unlabelled": int(len(unlabelled))})

@@ -2,7 +2,8 @@
 
 A :class:`Layout` names the joints of one pose format and carries what preprocessing
 and augmentation need besides the bones: the body centre for centring, a joint pair
-for scale normalisation and the left/right pairs for horizontal flips. Files state
+for scale normalisation the left/right pairs for horizontal flips and the body parts (joint groups per region:
+head, torso, arms, hands, legs; the regions MA-52's body-level classes name). Files state
 their layout in the optional top-level ``layout`` key (``"custom"`` plus ``edges`` for
 anything else); :func:`layout_for_data` resolves it, falling back to the joint count.
 """
@@ -36,6 +37,18 @@ class Layout:
     scale_pair: tuple[int, int]
     flip_pairs: tuple[tuple[int, int], ...] = ()
     center_joints: tuple[int, ...] = ()
+    parts: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> "Layout":
+        """Rebuild a layout from :func:`dataclasses.asdict` output (lists instead of tuples, as checkpoints store it)."""
+        fields = dict(fields)
+        for key in ("joint_names", "scale_pair", "center_joints"):
+            fields[key] = tuple(fields[key])
+        for key in ("edges", "flip_pairs"):
+            fields[key] = tuple(tuple(pair) for pair in fields[key])
+        fields["parts"] = tuple((name, tuple(joints)) for name, joints in fields.get("parts", ()))
+        return cls(**fields)
 
     def __post_init__(self) -> None:
         if not self.center_joints:
@@ -46,6 +59,7 @@ class Layout:
             raise SsmarError(f"{where}: needs at least one joint")
         used = [(f"edge {e}", e) for e in self.edges] + [(f"flip pair {p}", p) for p in self.flip_pairs]
         used += [("scale_pair", self.scale_pair), ("center", (self.center, *self.center_joints))]
+        used += [(f"part '{name}'", joints) for name, joints in self.parts]
         for what, joints in used:
             if any(not isinstance(j, (int, np.integer)) or not 0 <= j < num for j in joints):
                 raise SsmarError(f"{where}: {what} refers to a joint outside 0..{num - 1}; "
@@ -58,6 +72,10 @@ class Layout:
     @property
     def num_joints(self) -> int:
         return len(self.joint_names)
+
+    def part_groups(self) -> list[list[int]]:
+        """The body parts as joint-index lists, e.g. for ``strong_augment(joint_groups=...)``."""
+        return [list(joints) for _, joints in self.parts]
 
     def hop_distance(self) -> np.ndarray:
         """Hops from each joint to the nearest centre joint; ``inf`` where unreachable."""
@@ -105,9 +123,10 @@ class Layout:
 
 def _layout(name: str, joint_names: Sequence[str], edges: Iterable[tuple[int, int]], center: int,
             scale_pair: tuple[int, int], flip_pairs: Iterable[tuple[int, int]] = (),
-            center_joints: tuple[int, ...] = ()) -> Layout:
+            center_joints: tuple[int, ...] = (), parts: dict[str, Iterable[int]] | None = None) -> Layout:
     return Layout(name, tuple(joint_names), tuple(tuple(e) for e in edges), center, scale_pair,
-                  tuple(tuple(p) for p in flip_pairs), center_joints)
+                  tuple(tuple(p) for p in flip_pairs), center_joints,
+                  tuple((part, tuple(joints)) for part, joints in (parts or {}).items()))
 
 
 KINECT_V1_20 = _layout(
@@ -121,6 +140,8 @@ KINECT_V1_20 = _layout(
      (3, 12), (12, 13), (13, 14), (14, 15), (3, 16), (16, 17), (17, 18), (18, 19)],
     center=2, scale_pair=(4, 8),
     flip_pairs=[(4, 8), (5, 9), (6, 10), (7, 11), (12, 16), (13, 17), (14, 18), (15, 19)],
+    parts={"head": [0], "torso": [1, 2, 3], "left_arm": [4, 5, 6], "right_arm": [8, 9, 10],
+           "left_hand": [7], "right_hand": [11], "left_leg": [12, 13, 14, 15], "right_leg": [16, 17, 18, 19]},
 )
 
 # MediaPipe's POSE_CONNECTIONS leave the face (0-10) unconnected to the body and the
@@ -146,6 +167,9 @@ MEDIAPIPE_POSE_33 = _layout(
     MEDIAPIPE_POSE_CONNECTIONS + MEDIAPIPE_BRIDGES,
     center=23, center_joints=(23, 24), scale_pair=(11, 12),
     flip_pairs=[(1, 4), (2, 5), (3, 6), (7, 8), (9, 10)] + [(j, j + 1) for j in range(11, 33, 2)],
+    parts={"head": list(range(11)), "torso": [11, 12, 23, 24], "left_arm": [13, 15], "right_arm": [14, 16],
+           "left_hand": [17, 19, 21], "right_hand": [18, 20, 22], "left_leg": [25, 27, 29, 31],
+           "right_leg": [26, 28, 30, 32]},
 )
 
 COCO_17 = _layout(  # bones as in PYSKL's 'coco' layout
@@ -157,20 +181,58 @@ COCO_17 = _layout(  # bones as in PYSKL's 'coco' layout
      (5, 0), (6, 0), (1, 0), (3, 1), (2, 0), (4, 2)],
     center=11, center_joints=(11, 12), scale_pair=(5, 6),
     flip_pairs=[(j, j + 1) for j in range(1, 17, 2)],
+    parts={"head": [0, 1, 2, 3, 4], "torso": [5, 6, 11, 12], "left_arm": [7, 9], "right_arm": [8, 10],
+           "left_leg": [13, 15], "right_leg": [14, 16]},
 )
+
+OPENPOSE_JOINTS = ("nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
+                   "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
+                   "right_eye", "left_eye", "right_ear", "left_ear")
+OPENPOSE_EDGES = ((4, 3), (3, 2), (7, 6), (6, 5), (13, 12), (12, 11), (10, 9), (9, 8), (11, 5), (8, 2),
+                  (5, 1), (2, 1), (0, 1), (15, 0), (14, 0), (17, 15), (16, 14))
+OPENPOSE_FLIP_PAIRS = ((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13), (14, 15), (16, 17))
+OPENPOSE_PARTS = {"head": [0, 14, 15, 16, 17], "torso": [1, 2, 5, 8, 11], "left_arm": [6, 7], "right_arm": [3, 4],
+                  "left_leg": [12, 13], "right_leg": [9, 10]}
 
 OPENPOSE_18 = _layout(  # bones and centre (neck) as in ST-GCN's 'openpose' layout
-    "openpose_18",
-    ("nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
-     "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-     "right_eye", "left_eye", "right_ear", "left_ear"),
-    [(4, 3), (3, 2), (7, 6), (6, 5), (13, 12), (12, 11), (10, 9), (9, 8), (11, 5), (8, 2),
-     (5, 1), (2, 1), (0, 1), (15, 0), (14, 0), (17, 15), (16, 14)],
-    center=1, scale_pair=(2, 5),
-    flip_pairs=[(2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13), (14, 15), (16, 17)],
+    "openpose_18", OPENPOSE_JOINTS, OPENPOSE_EDGES, center=1, scale_pair=(2, 5), flip_pairs=OPENPOSE_FLIP_PAIRS,
+    parts=OPENPOSE_PARTS,
 )
 
-LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (KINECT_V1_20, MEDIAPIPE_POSE_33, COCO_17, OPENPOSE_18)}
+# MA-52's 28-keypoint pose release (docs/layouts.md): OpenPose-18, then five points of the left
+# hand (18-22, each linked to the left wrist, joint 7) and five of the right hand (23-27, linked
+# to the right wrist, joint 4). Which five hand points they are is not confirmed: generic names.
+MA52_HAND_POINTS = 5
+MA52_OPENPOSE_28 = _layout(
+    "ma52_openpose_28",
+    OPENPOSE_JOINTS + tuple(f"{side}_hand_{k}" for side in ("left", "right") for k in range(1, MA52_HAND_POINTS + 1)),
+    OPENPOSE_EDGES + tuple((7, 18 + k) for k in range(MA52_HAND_POINTS))
+    + tuple((4, 23 + k) for k in range(MA52_HAND_POINTS)),
+    center=1, scale_pair=(2, 5),
+    flip_pairs=OPENPOSE_FLIP_PAIRS + tuple((18 + k, 23 + k) for k in range(MA52_HAND_POINTS)),
+    parts={**OPENPOSE_PARTS, "left_hand": range(18, 23), "right_hand": range(23, 28)},
+)
+
+NTU_RGBD_25 = _layout(  # Kinect v2 joint order of NTU RGB+D; bones and centre (spine at the shoulders) as in ST-GCN
+    "ntu_rgbd_25",
+    ("spine_base", "spine_mid", "neck", "head",
+     "left_shoulder", "left_elbow", "left_wrist", "left_hand",
+     "right_shoulder", "right_elbow", "right_wrist", "right_hand",
+     "left_hip", "left_knee", "left_ankle", "left_foot",
+     "right_hip", "right_knee", "right_ankle", "right_foot",
+     "spine_shoulder", "left_hand_tip", "left_thumb", "right_hand_tip", "right_thumb"),
+    [(0, 1), (1, 20), (2, 20), (3, 2), (4, 20), (5, 4), (6, 5), (7, 6), (8, 20), (9, 8), (10, 9), (11, 10),
+     (12, 0), (13, 12), (14, 13), (15, 14), (16, 0), (17, 16), (18, 17), (19, 18), (21, 22), (22, 7),
+     (23, 24), (24, 11)],
+    center=20, scale_pair=(4, 8),
+    flip_pairs=[(4, 8), (5, 9), (6, 10), (7, 11), (12, 16), (13, 17), (14, 18), (15, 19), (21, 23), (22, 24)],
+    parts={"head": [2, 3], "torso": [0, 1, 20], "left_arm": [4, 5, 6], "right_arm": [8, 9, 10],
+           "left_hand": [7, 21, 22], "right_hand": [11, 23, 24], "left_leg": [12, 13, 14, 15],
+           "right_leg": [16, 17, 18, 19]},
+)
+
+LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (KINECT_V1_20, MEDIAPIPE_POSE_33, COCO_17, OPENPOSE_18,
+                                                        NTU_RGBD_25, MA52_OPENPOSE_28)}
 _BY_JOINT_COUNT = {lay.num_joints: lay for lay in LAYOUTS.values()}
 
 
@@ -180,6 +242,11 @@ def get_layout(name: str) -> Layout:
         raise SsmarError(f"unknown skeleton layout '{name}'; known layouts: {', '.join(LAYOUTS)} "
                          "(or 'custom' with 'edges' in the data file)")
     return LAYOUTS[name]
+
+
+def layout_for_joint_count(joints: int) -> Layout | None:
+    """The registered layout with this many joints; ``None`` when no layout has that count."""
+    return _BY_JOINT_COUNT.get(joints)
 
 
 def custom_layout(num_joints: int, edges: Iterable[Sequence[int]], center: int = 0, name: str = "custom",

@@ -13,6 +13,38 @@ from typing import Any
 import numpy as np
 
 from ssmar.data.layouts import Layout
+from ssmar.errors import SsmarError
+
+CHANNELS = ("xy", "xyz", "xy_score", "xyz_score")
+
+
+def has_score(channels: str) -> bool:
+    """Whether ``channels`` ends with the confidence channel."""
+    return channels.endswith("_score")
+
+
+def resolve_channels(channels: str | None, annotations: list[dict[str, Any]], source: str,
+                     fix: str = "use data.channels=xy or xy_score") -> str:
+    """The channel set for these clips: ``channels`` checked against their coordinates, or, when
+    ``None``, the coordinates the clips have (``xyz`` or ``xy``, without score). ``fix`` ends the
+    error for 2-D clips where 3 coordinates are needed."""
+    if channels is not None and channels not in CHANNELS:
+        raise SsmarError(f"unknown data.channels '{channels}'; use one of: {', '.join(CHANNELS)} "
+                         "(or leave it unset for the file's coordinates)")
+    if not annotations:
+        return channels or "xyz"
+    counts = {int(np.shape(ann["keypoint"])[-1]) for ann in annotations}
+    if len(counts) > 1:
+        raise SsmarError(f"{source}: clips mix 2-D and 3-D keypoints ({sorted(counts)} coordinates); "
+                         "give every clip the same number of coordinates")
+    coordinates = counts.pop()
+    if channels is None:
+        return "xyz" if coordinates == 3 else "xy"
+    if channels.startswith("xyz") and coordinates < 3:
+        name = annotations[0].get("frame_dir")
+        raise SsmarError(f"data.channels={channels} needs 3 coordinates per joint, but {source} (e.g. clip '{name}') "
+                         f"has 2; {fix}")
+    return channels
 
 
 def select_persons(keypoint: np.ndarray, score: np.ndarray | None, max_persons: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,11 +96,21 @@ def resample(keypoint: np.ndarray, frames: int) -> np.ndarray:
     return (1 - weight) * keypoint[:, low] + weight * keypoint[:, high]
 
 
-def clip_to_array(annotation: dict[str, Any], layout: Layout, frames: int, max_persons: int) -> np.ndarray:
-    """One annotation → float32 ``[C, T, V, M]`` ready for the backbone."""
+def clip_to_array(annotation: dict[str, Any], layout: Layout, frames: int, max_persons: int,
+                  channels: str | None = None) -> np.ndarray:
+    """One annotation → float32 ``[C, T, V, M]`` ready for the backbone.
+
+    ``channels`` (see :data:`CHANNELS`, checked by :func:`resolve_channels`) drops ``z`` for ``xy*``
+    and appends the score for ``*_score``; ``None`` keeps the coordinates as they are.
+    """
     keypoint = np.asarray(annotation["keypoint"], dtype=np.float32)
     score = annotation.get("keypoint_score")
     score = None if score is None else np.asarray(score, dtype=np.float32)
     keypoint, score = select_persons(keypoint, score, max_persons)
-    keypoint = resample(normalise(keypoint, score, layout), frames)
-    return np.ascontiguousarray(keypoint.transpose(3, 1, 2, 0))
+    keypoint = normalise(keypoint, score, layout)
+    if channels is not None:
+        keypoint = keypoint[..., :3 if channels.startswith("xyz") else 2]
+        if has_score(channels):
+            keypoint = np.concatenate([keypoint, np.where(score > 0, score, 0)[..., None]], axis=-1)
+    keypoint = resample(keypoint, frames)
+    return np.ascontiguousarray(keypoint.transpose(3, 1, 2, 0), dtype=np.float32)

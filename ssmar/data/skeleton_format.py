@@ -35,18 +35,24 @@ def load_skeleton_pickle(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise SsmarError(f"skeleton file not found: {path}; create it with `ssmar data synth` or `ssmar import`")
+    data = read_pickle(path, "skeleton")
+    validate_skeleton_data(data, source=str(path))
+    return data
+
+
+def read_pickle(path: Path, what: str) -> Any:
+    """The one place ssmar unpickles data files (``what``: skeleton, or label for array-format label
+    files), through the restricted unpickler: plain data only, nothing in the file runs."""
     try:
-        data = load_plain_pickle(path)
+        return load_plain_pickle(path)
     except UnsafePickleError as exc:
         raise SsmarError(f"{path}: refused to load: the pickle asks for the Python global '{exc.refused}', "
-                         "which a skeleton file never holds (plain lists, dicts, numbers, strings and NumPy arrays "
+                         f"which a {what} file never holds (plain lists, dicts, numbers, strings and NumPy arrays "
                          "only) and which could run code; re-create the file from its source (ssmar import, "
                          "ssmar extract-pose) or re-save it with plain containers") from None
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, IndexError) as exc:
-        raise SsmarError(f"{path}: not a readable skeleton pickle ({type(exc).__name__}: {exc}); "
+        raise SsmarError(f"{path}: not a readable {what} pickle ({type(exc).__name__}: {exc}); "
                          "the file is corrupt or truncated, re-create it") from exc
-    validate_skeleton_data(data, source=str(path))
-    return data
 
 
 def save_skeleton_pickle(data: dict[str, Any], path: str | os.PathLike) -> None:

@@ -36,6 +36,7 @@ class PreparedData:
     layout: Layout | None  # None for video data
     body_map: list[int] | None = None
     body_names: list[str] | None = None
+    channels: str | None = None  # skeleton: the resolved data.channels (ssmar.data.preprocess.CHANNELS); video: None
     info: dict[str, Any] = field(default_factory=dict)
     # positions into train the unlabelled sampler draws from; None = ``unlabelled``. With
     # data.include_labelled_in_unlabelled (USB's option; off here, see docs) the labelled clips come first.

@@ -13,6 +13,7 @@ import torch.nn as nn
 from ssmar.algorithms import algorithm_class
 from ssmar.data.dataset import encode_annotations
 from ssmar.data.layouts import Layout
+from ssmar.data.preprocess import resolve_channels
 from ssmar.data.skeleton_format import load_skeleton_pickle, split_members
 from ssmar.engine.checkpoint import load_checkpoint, resolve_device
 from ssmar.engine.evaluate import predict_scores
@@ -48,7 +49,10 @@ class Recognizer:
             raise SsmarError(f"mismatched joint count: the model expects {self.layout.num_joints} joints "
                              f"({self.layout.name}), the clips have {sorted(joints)}; give it poses in the layout "
                              "it was trained on")
-        encoded = encode_annotations(annotations, self.layout, self.meta["frames"], self.meta["max_persons"])
+        # Checkpoints from before data.channels resolve like training did: the clips' own coordinates.
+        channels = resolve_channels(self.meta.get("channels"), annotations, "these clips",
+                                    fix="give it poses with the coordinates it was trained on")
+        encoded = encode_annotations(annotations, self.layout, self.meta["frames"], self.meta["max_persons"], channels)
         return encoded.clips, encoded.labels.numpy(), encoded.names
 
     def encode_split(self, data_file: str | Path, split: str) -> tuple[torch.Tensor, np.ndarray, list[str]]:
@@ -92,12 +96,7 @@ def load_recognizer(checkpoint: str | Path, device: str = "cpu") -> Recognizer:
     meta = state["meta"]
     layout = None
     if meta["layout"] is not None:
-        layout_fields = dict(meta["layout"])
-        for key in ("joint_names", "scale_pair", "center_joints"):
-            layout_fields[key] = tuple(layout_fields[key])
-        for key in ("edges", "flip_pairs"):
-            layout_fields[key] = tuple(tuple(pair) for pair in layout_fields[key])
-        layout = Layout(**layout_fields)
+        layout = Layout.from_dict(meta["layout"])
     torch_device = resolve_device(device)
     # The checkpoint holds every weight: never fetch pretrained ones again.
     model_cfg = {**meta["model"], "pretrained": None}

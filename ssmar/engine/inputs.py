@@ -12,6 +12,7 @@ import torch
 from ssmar.algorithms.context import Augment
 from ssmar.data.augment import strong_augment, weak_augment
 from ssmar.data.dataset import prepare_skeleton_data
+from ssmar.data.preprocess import has_score
 from ssmar.data.types import PreparedData
 from ssmar.errors import SsmarError
 
@@ -33,11 +34,14 @@ def prepare_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_split: bo
     return data
 
 
-def build_augmentations(cfg: dict[str, Any]) -> tuple[Augment, Augment]:
-    """(weak, strong) from ``cfg['augment']``; video views are cropped to ``data.resolution``."""
+def build_augmentations(cfg: dict[str, Any], channels: str | None = None) -> tuple[Augment, Augment]:
+    """(weak, strong) from ``cfg['augment']``; video views are cropped to ``data.resolution``.
+    ``channels`` (the prepared skeleton data's) with a score: geometric ops leave the score channel alone."""
     if cfg["data"].get("type", "skeleton") == "video":
         from ssmar.video.augment import video_strong_augment, video_weak_augment
 
         size = int(cfg["data"]["resolution"])
         return video_weak_augment(cfg["augment"]["weak"], size), video_strong_augment(cfg["augment"]["strong"], size)
-    return weak_augment(cfg["augment"]["weak"]), strong_augment(cfg["augment"]["strong"])
+    score = channels is not None and has_score(channels)
+    return (weak_augment(cfg["augment"]["weak"], score_channel=score),
+            strong_augment(cfg["augment"]["strong"], score_channel=score))

@@ -170,7 +170,7 @@ class Trainer:
 
         # One augmentation stream shared by all processes (see _augment): one state to checkpoint.
         self.generator = torch.Generator().manual_seed(cfg["seed"] * 7919)
-        weak, strong = build_augmentations(cfg)
+        weak, strong = build_augmentations(cfg, self.data.channels)
         self.context = TrainContext(
             device=self.device, data=self.data, work_dir=self.work_dir,
             weak_augment=weak, strong_augment=strong,
@@ -202,7 +202,8 @@ class Trainer:
         return {"model": self.cfg["model"], "num_classes": self.data.num_classes,
                 "class_names": self.data.class_names,
                 "layout": dataclasses.asdict(self.data.layout) if self.data.layout is not None else None,
-                "in_channels": int(self.data.train.clips.shape[1]), "algorithm": self.cfg["algorithm"]["name"],
+                "in_channels": int(self.data.train.clips.shape[1]), "channels": self.data.channels,
+                "algorithm": self.cfg["algorithm"]["name"],
                 "frames": self.cfg["data"]["frames"], "max_persons": self.cfg["data"]["max_persons"],
                 "body_map": self.data.body_map, "body_names": self.data.body_names}
 

@@ -47,7 +47,7 @@ def render_video(video: str | os.PathLike, output: str | os.PathLike, *, pose_fi
         data = skeleton_data([annotation], options)
     try:
         edges = layout_for_data(data).edges
-    except SsmarError:  # e.g. a 28-joint OpenPose file without 'layout': joints only
+    except SsmarError:  # e.g. a joint count no registered layout has, and no 'layout' key: joints only
         edges = ()
     sheet = output.with_suffix(".sheet.png")
     try:
