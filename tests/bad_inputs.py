@@ -178,7 +178,8 @@ CATALOGUE: list[BadInput] = [
              "{tmp}/bad.pkl: clip 'c0': keypoint has zero frames or persons (shape (1, 0, 20, 3)); drop the clip",
              _data({"annotations": [clip(frames=0)]})),
     BadInput("label-out-of-range", "label out of range", BAD_PKL,
-             "{tmp}/bad.pkl: clip 'c0': label 7 out of range (expected an integer in 0..1)",
+             "{tmp}/bad.pkl: clip 'c0': label 7 out of range (expected an integer in 0..1, or -1 for a clip "
+             "not labelled yet)",
              _data({"annotations": [clip(label=7)], "class_names": ["a", "b"]})),
     BadInput("duplicate-clip", "two clips with the same frame_dir", BAD_PKL,
              "{tmp}/bad.pkl: clip 'c0' appears twice; frame_dir must be unique",

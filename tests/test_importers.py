@@ -120,9 +120,9 @@ def test_class_names_plain(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("list_text", "match"), [
     ("c0.npy 0\nmissing.npy 1\n", r"clip missing listed in .*list.txt line 2 not found in"),
-    ("c0.npy 0\nc2.npy\n", r"line 2: expected '<file> <label>'"),
+    ("c0.npy 0\nc2.npy two\n", r"line 2: expected '<file> <label>'"),
     ("c0.npy zero\n", r"line 1: expected '<file> <label>'"),
-    ("c0.npy -1\n", r"line 1: label -1 out of range"),
+    ("c0.npy -2\n", r"line 1: label -2 out of range"),
     ("c0.npy 0\nc0 1\n", r"line 2: clip c0 already listed on line 1"),
     ("# only a comment\n", r"lists no clips"),
 ])

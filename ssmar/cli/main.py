@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "ssmar.cli.data_import",
     "ssmar.cli.demo",
     "ssmar.cli.predict",
+    "ssmar.cli.loop",
+    "ssmar.cli.report",
 )
 
 
