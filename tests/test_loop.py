@@ -53,7 +53,8 @@ def test_strategies_rank_as_they_promise() -> None:
     assert {position // 10 for position in picked} == {1, 2}
 
     first, again = (rank_pool("random", pool, labelled, probabilities, budget=5, seed=3).order for _ in range(2))
-    assert first.tolist() == again.tolist() != rank_pool("random", pool, labelled, probabilities, 5, seed=4).order.tolist()
+    other_seed = rank_pool("random", pool, labelled, probabilities, budget=5, seed=4).order
+    assert first.tolist() == again.tolist() != other_seed.tolist()
     with pytest.raises(SsmarError, match=r"budget 34 is larger than the pool of 33 unlabelled clip\(s\); pass a "
                                          r"--budget from 1 to 33"):
         rank_pool("random", pool, labelled, probabilities, budget=34)
@@ -92,7 +93,7 @@ def test_label_merges_names_and_ids_atomically(partly_labelled: tuple[Path, dict
     before = data_file.read_bytes()
     other = (label_a + 1) % len(names)
     bad = {
-        "unknown-clip": ([("ghost", names[0])], r"bad.csv line 2: clip 'ghost' is not in .*mine.pkl; use the clip names"),
+        "unknown-clip": ([("ghost", names[0])], r"bad.csv line 2: clip 'ghost' is not in .*mine.pkl; use the clip"),
         "unknown-class": ([(first, "flying")], r"bad.csv line 2: unknown class 'flying'; use a class name of the file"),
         "duplicate": ([(second, "1"), (second, "1")], rf"line 3: clip '{second}' is listed again \(first on line 2\)"),
         "conflict": ([(second, "1"), (second, "2")], rf"line 3: clip '{second}' is labelled '{names[2]}' here but "
@@ -180,3 +181,16 @@ def main_raise(argv: list[str]) -> None:
 
     args = build_parser().parse_args(argv)
     args.func(args)
+
+
+def test_report_of_a_benchmark_grid(synth_file: Path, tmp_path: Path) -> None:
+    root = tmp_path / "grid"
+    assert main(["bench", "--data", str(synth_file), "--work-dir", str(root), "--methods", "supervised",
+                 "--ratios", "0.2,0.5", "--seeds", "0", "train.epochs=1", "train.steps_per_epoch=2",
+                 "model.channels=[8,16]", "model.strides=[1,2]", "data.frames=16", "train.batch_size=4",
+                 "threads=1", "train.progress=false"]) == 0
+    assert main(["report", str(root), "-o", str(tmp_path / "grid.html")]) == 0
+    page = (tmp_path / "grid.html").read_text()
+    assert "<h2>Result tables</h2>" in page and "<th>20%</th><th>50%</th>" in page
+    assert page.count("<details><summary>supervised, ratio") == 2, "one folded run page per cell"
+    assert "<h2>Accuracy vs labelled ratio</h2>\n<img alt=\"top-1 vs labelled ratio\"" in page

@@ -109,7 +109,8 @@ def _validate_clip(ann: Any, index: int, source: str, num_classes: int | None) -
         raise SsmarError(f"{where}: keypoint_score shape {np.asarray(score).shape} does not match "
                          f"keypoint [M, T, V] = {keypoint.shape[:3]}")
     label = ann["label"]
-    if not isinstance(label, (int, np.integer)) or label < UNKNOWN_LABEL or (num_classes is not None and label >= num_classes):
+    valid = isinstance(label, (int, np.integer)) and label >= UNKNOWN_LABEL and (num_classes is None or label < num_classes)
+    if not valid:
         limit = f"0..{num_classes - 1}" if num_classes is not None else ">= 0"
         raise SsmarError(f"{where}: label {label!r} out of range (expected an integer in {limit}, "
                          f"or {UNKNOWN_LABEL} for a clip not labelled yet)")

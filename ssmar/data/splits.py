@@ -3,8 +3,8 @@
 Every class keeps at least one label (MA-52 is long-tailed: its rarest class has six
 training clips). Clips not labelled yet (label -1) are always unlabelled: the labelled part is
 drawn from the clips whose labels are known, and ``labelled_ratio=1`` labels every one of them (the
-user's own split; hiding known labels is the benchmark protocol). The partition is saved in the work dir by clip name and reused, so a
-resumed or re-evaluated run sees exactly the same labels.
+user's own split; hiding known labels is the benchmark protocol). The partition is saved in the
+work dir by clip name and reused, so a resumed or re-evaluated run sees exactly the same labels.
 """
 
 from __future__ import annotations
