@@ -128,11 +128,12 @@ def tables(records: list[dict[str, Any]]) -> str:
                 values = [v for (s, c, _), v in value.items() if s == strategy and c == count]
                 cells.append(f"{np.mean(values):.2f} ({len(values)})" if values else "")
             out.write(f"| {strategy} | " + " | ".join(cells) + " |\n")
+        later = counts[1:]  # the starting labels are every strategy's: no difference to measure there
         out.write(f"\n### {method}: strategy − random, paired by seed: mean [95 % CI] (n)\n\n"
-                  f"| strategy | {header} |\n| --- |{' ---: |' * len(counts)}\n")
+                  f"| strategy | {' | '.join(f'{c:g} / class' for c in later)} |\n| --- |{' ---: |' * len(later)}\n")
         for strategy in strategies[1:]:
             cells = []
-            for count in counts:
+            for count in later:
                 seeds = sorted(seed for (s, c, seed) in value if s == strategy and c == count
                                and ("random", c, seed) in value)
                 cells.append(format_difference([value[(strategy, count, s)] - value[("random", count, s)]
