@@ -312,6 +312,9 @@ CATALOGUE: list[BadInput] = [
     BadInput("suggest-no-checkpoint", "suggest from a directory without a trained run", ("suggest", "{tmp}"),
              "{tmp}: no latest.pt, so there is no trained run to suggest from; pass the --work-dir of a finished "
              "`ssmar train`, or train one first"),
+    BadInput("suggest-unknown-strategy", "suggest with an unknown strategy",
+             ("suggest", "{tmp}/prior", "--strategy", "coreset"),
+             "unknown strategy 'coreset'; choose one of: random, uncertainty, diversity, typiclust"),
     BadInput("suggest-budget-too-large", "suggest budget larger than the unlabelled pool",
              ("suggest", "{tmp}/prior", "--budget", "1000"),
              "budget 1000 is larger than the pool of 30 unlabelled clip(s); pass a --budget from 1 to 30"),

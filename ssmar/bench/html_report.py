@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ssmar.aplt.rounds import ROUNDS_PLOT, read_rounds
-from ssmar.bench.report import TABLES, collect_results, markdown_table, plot_top1, results_markdown
+from ssmar.bench.report import TABLES, budget_line, collect_results, markdown_table, plot_top1
 from ssmar.bench.runner import RESULT_FILE
 from ssmar.engine.suggest import SUGGESTIONS_FILE, suggestion_rows
 from ssmar.errors import SsmarError
@@ -94,7 +94,7 @@ def run_sections(run_dir: Path) -> str:
 def bench_sections(root: Path) -> str:
     """A benchmark grid: its tables, the accuracy-vs-ratio figure, then each cell's run page folded."""
     results = collect_results(root)
-    parts = ["<h2>Result tables</h2>", f"<p>{_e(results_markdown(results).splitlines()[2])}</p>"]
+    parts = ["<h2>Result tables</h2>", f"<p>{_e(budget_line(results))}</p>"]
     for metric, title in TABLES:
         if any(r.get(metric) is not None for r in results):
             parts.append(f"<h3>{_e(title)}</h3>" + _markdown_table_html(markdown_table(results, metric)))

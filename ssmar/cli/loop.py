@@ -6,16 +6,14 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``suggest`` and ``label`` commands."""
-    from ssmar.engine.acquisition import STRATEGIES
-
+    """Add the ``suggest`` and ``label`` commands (the library, and torch, load only when one runs)."""
     suggest = subparsers.add_parser(
         "suggest", help="rank a trained run's unlabelled clips: which to label next",
         description="Rank the unlabelled clips of a finished run (its split.json) by a strategy and write "
                     "RUN/suggestions.csv (clip, rank, predicted class, each strategy's measure, an empty label "
                     "column to fill in for `ssmar label`), plus a skeleton preview per clip whose video is known.")
     suggest.add_argument("run", metavar="RUN_DIR", help="work dir of a finished `ssmar train` (latest.pt, split.json)")
-    suggest.add_argument("--strategy", default="typiclust", choices=STRATEGIES,
+    suggest.add_argument("--strategy", default="typiclust",
                          help="random; uncertainty (smallest margin between the top two classes); diversity "
                               "(k-centre over the embeddings); typiclust (typical clips of clusters no label "
                               "covers: best for very small budgets; default)")

@@ -21,7 +21,7 @@ import torch
 
 from ssmar.data.layouts import layout_for_data
 from ssmar.data.skeleton_format import load_skeleton_pickle
-from ssmar.engine.acquisition import rank_pool
+from ssmar.engine.acquisition import STRATEGIES, rank_pool
 from ssmar.engine.inference import Recognizer, load_recognizer
 from ssmar.errors import SsmarError
 from ssmar.pose.render import render_clip
@@ -46,6 +46,8 @@ def suggest(run_dir: str | Path, strategy: str, budget: int | None = None, *, se
             output: str | Path | None = None, previews: bool = True, device: str = "cpu") -> Suggestions:
     """Rank ``run_dir``'s unlabelled clips with ``strategy`` and keep ``budget`` of them (default: one per
     class); write the CSV (default RUN/suggestions.csv) and the previews (next to it, in ``suggestions/``)."""
+    if strategy not in STRATEGIES:
+        raise SsmarError(f"unknown strategy '{strategy}'; choose one of: {', '.join(STRATEGIES)}")
     run_dir = Path(run_dir)
     checkpoint, split_file = run_dir / "latest.pt", run_dir / "split.json"
     if not checkpoint.is_file() or not split_file.is_file():
