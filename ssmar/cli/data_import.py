@@ -72,6 +72,6 @@ def _write(data: dict[str, Any], output: str) -> int:
     num_classes = len(data.get("class_names") or known)
     unlabelled = sum(ann["label"] < 0 for ann in data["annotations"])
     splits = ", ".join(f"{name}={len(members)}" for name, members in data["split"].items())
-    print(f"wrote {output}: {len(data['annotations'])} clips ({unlabelled} not labelled yet), {num_classes} classes, "
-          f"splits {splits}")
+    waiting = f" ({unlabelled} not labelled yet)" if unlabelled else ""
+    print(f"wrote {output}: {len(data['annotations'])} clips{waiting}, {num_classes} classes, splits {splits}")
     return 0
