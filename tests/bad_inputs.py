@@ -187,6 +187,21 @@ def _file_as_parent(scratch: Scratch) -> None:
     (scratch.tmp / "afile").write_text("a file, not a folder")
 
 
+def _unlabel(scratch: Scratch, split: str, label: int | None) -> None:
+    """bad.pkl: the synthetic data with the clips of ``split`` (of class ``label``; None: only its first
+    clip) marked as not labelled yet (-1)."""
+    data = scratch.synth()
+    members = data["split"][split] if label is not None else data["split"][split][:1]
+    for ann in data["annotations"]:
+        if ann["frame_dir"] in members and (label is None or ann["label"] == label):
+            ann["label"] = -1
+    scratch.write_pickle(data)
+
+
+def _labels_csv(*rows: str) -> Callable[[Scratch], None]:
+    return _bytes("labels.csv", ("clip,label\n" + "".join(f"{row}\n" for row in rows)).encode())
+
+
 def _bad_yaml(scratch: Scratch) -> None:
     (scratch.tmp / "bad.yaml").write_text("train:\n  epochs: [3\n")
 
@@ -224,7 +239,8 @@ CATALOGUE: list[BadInput] = [
              "{tmp}/bad.pkl: clip 'c0': keypoint has zero frames or persons (shape (1, 0, 20, 3)); drop the clip",
              _data({"annotations": [clip(frames=0)]})),
     BadInput("label-out-of-range", "label out of range", BAD_PKL,
-             "{tmp}/bad.pkl: clip 'c0': label 7 out of range (expected an integer in 0..1)",
+             "{tmp}/bad.pkl: clip 'c0': label 7 out of range (expected an integer in 0..1, or -1 for a clip "
+             "not labelled yet)",
              _data({"annotations": [clip(label=7)], "class_names": ["a", "b"]})),
     BadInput("duplicate-clip", "two clips with the same frame_dir", BAD_PKL,
              "{tmp}/bad.pkl: clip 'c0' appears twice; frame_dir must be unique",
@@ -249,6 +265,16 @@ CATALOGUE: list[BadInput] = [
              "bad.pkl: class(es) [0] have no clip in split 'train', so they cannot be labelled; "
              "check the file's labels, split and class_names",
              _class_without_labels),
+    BadInput("class-only-unlabelled", "a class whose training clips are all not labelled yet (label -1)", BAD_PKL,
+             "bad.pkl: class(es) [0] have no labelled clip in split 'train' (4 of its clips are not labelled yet); "
+             "label at least one clip of each class with `ssmar label` (`ssmar suggest` picks candidates), or drop "
+             "the class from class_names",
+             lambda scratch: _unlabel(scratch, "train", 0)),
+    BadInput("test-split-unlabelled", "evaluating a split that holds clips not labelled yet",
+             ("eval", "--checkpoint", "{tmp}/prior/latest.pt", "--data", "{tmp}/bad.pkl", "--out", "{tmp}/ev"),
+             "{tmp}/bad.pkl: split 'test' has 1 clip(s) without a label (label -1), e.g. 'c00_s02_r00'; evaluation "
+             "needs labels: label them with `ssmar label` or evaluate on a labelled split",
+             lambda scratch: _unlabel(scratch, "test", None)),
     BadInput("labelled-ratio-zero", "labelled ratio 0", train("data.labelled_ratio=0"),
              "config: data.labelled_ratio=0 is not allowed; data.labelled_ratio takes a number > 0 and <= 1"),
     BadInput("labelled-ratio-above-one", "labelled ratio > 1", train("data.labelled_ratio=1.5"),
@@ -409,6 +435,40 @@ CATALOGUE: list[BadInput] = [
              "use data.channels=xy or xy_score",
              _data({"annotations": [{**clip(), "keypoint": np.zeros((1, 5, 20, 2), np.float32)}],
                     "split": {"train": ["c0"], "test": ["c0"]}})),
+    # ---------------------------------------------------------------- the annotation loop: suggest, label
+    BadInput("suggest-no-checkpoint", "suggest from a directory without a trained run", ("suggest", "{tmp}"),
+             "{tmp}: no latest.pt, so there is no trained run to suggest from; pass the --work-dir of a finished "
+             "`ssmar train`, or train one first"),
+    BadInput("suggest-unknown-strategy", "suggest with an unknown strategy",
+             ("suggest", "{tmp}/prior", "--strategy", "coreset"),
+             "unknown strategy 'coreset'; choose one of: random, uncertainty, diversity, typiclust"),
+    BadInput("suggest-budget-too-large", "suggest budget larger than the unlabelled pool",
+             ("suggest", "{tmp}/prior", "--budget", "1000"),
+             "budget 1000 is larger than the pool of 30 unlabelled clip(s); pass a --budget from 1 to 30"),
+    BadInput("labels-unknown-clip", "labels CSV naming a clip the file does not hold",
+             ("label", "{tmp}/synth.pkl", "{tmp}/labels.csv"),
+             "{tmp}/labels.csv line 2: clip 'ghost' is not in {tmp}/synth.pkl; use the clip names of the file "
+             "(its frame_dir, e.g. 'c00_s00_r00')",
+             _labels_csv("ghost,nodding")),
+    BadInput("labels-unknown-class", "labels CSV with a class the file does not have",
+             ("label", "{tmp}/synth.pkl", "{tmp}/labels.csv"),
+             "{tmp}/labels.csv line 2: unknown class 'flying'; use a class name of the file (e.g. 'shrugging', "
+             "'bowing head', 'tilting head') or an id 0..14",
+             _labels_csv("c00_s00_r01,flying")),
+    BadInput("labels-duplicate", "labels CSV listing a clip twice",
+             ("label", "{tmp}/synth.pkl", "{tmp}/labels.csv"),
+             "{tmp}/labels.csv line 3: clip 'c00_s00_r01' is listed again (first on line 2); keep one line per clip",
+             _labels_csv("c00_s00_r01,shrugging", "c00_s00_r01,0")),
+    BadInput("labels-conflict", "labels CSV giving a clip two different labels",
+             ("label", "{tmp}/synth.pkl", "{tmp}/labels.csv"),
+             "{tmp}/labels.csv line 3: clip 'c00_s00_r01' is labelled 'nodding' here but 'shrugging' on line 2; "
+             "keep the right one",
+             _labels_csv("c00_s00_r01,shrugging", "c00_s00_r01,nodding")),
+    BadInput("labels-contradict-file", "labels CSV contradicting a label the file already has",
+             ("label", "{tmp}/synth.pkl", "{tmp}/labels.csv"),
+             "{tmp}/labels.csv line 2: clip 'c00_s00_r01' already has label 'shrugging' in {tmp}/synth.pkl and the "
+             "CSV says 'nodding'; fix the CSV, or pass --relabel to replace labels",
+             _labels_csv("c00_s00_r01,nodding")),
     BadInput("disk-full", "disk full while writing (simulated ENOSPC)",
              ("data", "synth", "-o", "{tmp}/synth.pkl", "--subjects", "3", "--clips-per-class", "1"),
              "writing {tmp}/synth.pkl failed: No space left on device; free space or fix permissions, then retry; "

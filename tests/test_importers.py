@@ -120,9 +120,9 @@ def test_class_names_plain(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("list_text", "match"), [
     ("c0.npy 0\nmissing.npy 1\n", r"clip missing listed in .*list.txt line 2 not found in"),
-    ("c0.npy 0\nc2.npy\n", r"line 2: expected '<file> <label>'"),
+    ("c0.npy 0\nc2.npy two\n", r"line 2: expected '<file> <label>'"),
     ("c0.npy zero\n", r"line 1: expected '<file> <label>'"),
-    ("c0.npy -1\n", r"line 1: label -1 out of range"),
+    ("c0.npy -2\n", r"line 1: label -2 out of range"),
     ("c0.npy 0\nc0 1\n", r"line 2: clip c0 already listed on line 1"),
     ("# only a comment\n", r"lists no clips"),
 ])
@@ -165,7 +165,7 @@ def test_npy_split_and_class_errors(npy_folder: Path) -> None:
     with pytest.raises(SsmarError, match="line 1: clip c2 has label 0 here but 1"):
         import_npy_folder(npy_folder, listing, split_files={"train": npy_folder / "s.txt"})
     (npy_folder / "n.txt").write_text("a\nb\n")
-    with pytest.raises(SsmarError, match=r"list.txt line 2: label 2 out of range \(expected 0..1\)"):
+    with pytest.raises(SsmarError, match=r"list.txt line 2: label 2 out of range \(expected 0..1, or -1 for a clip not labelled yet\)"):
         import_npy_folder(npy_folder, listing, class_names_file=npy_folder / "n.txt")
     (npy_folder / "n.txt").write_text("0\ta\nb\n")
     with pytest.raises(SsmarError, match="line 2: expected 'id<TAB>name'"):

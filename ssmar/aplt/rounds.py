@@ -5,6 +5,7 @@ beside the same frozen model's classifier, kept in ``WORK_DIR/aplt_rounds.json``
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,20 @@ def round_record(round_index: int, epoch: int, seconds: float, result: OfflineRo
                  num_classes: int) -> dict[str, Any]:
     """One round's record: its offline labels of the unlabelled bank ``rows`` (hidden labels ``true``) against
     the classifier's ``logits`` on the same clips, the screen's thresholds and how far the prototypes moved
-    from ``previous`` (from the second round on)."""
-    assign, keep = result.assign[rows].cpu(), result.keep[rows].cpu()
+    from ``previous`` (from the second round on). The quality figures are measured on the clips whose labels
+    are known (``true`` >= 0; ``known_labels`` is their share) and are None when there are none; the
+    coverage counts every clip."""
+    assign, keep, true, logits = result.assign[rows].cpu(), result.keep[rows].cpu(), true.cpu(), logits.cpu()
+    order, known = result.screening_order(rows).cpu(), true >= 0
+    if known.any():
+        quality = compare_with_classifier(assign[known], keep[known], order[known], true[known], logits[known],
+                                          p_cutoff, num_classes)
+    else:
+        quality = {"accuracy": None, "accuracy_unscreened": None, "purity": None,
+                   "classifier_accuracy_at_equal_coverage": None}
     return {
-        "round": round_index, "epoch": epoch, "seconds": seconds,
-        **compare_with_classifier(assign, keep, result.screening_order(rows), true, logits.cpu(), p_cutoff,
-                                  num_classes),
+        "round": round_index, "epoch": epoch, "seconds": seconds, **quality,
+        "coverage": float(keep.float().mean()), "known_labels": float(known.float().mean()),
         "thresholds": [None if not torch.isfinite(t) else float(t) for t in result.thresholds.cpu()],
         "drift_mean": float(prototype_drift(previous, prototypes).mean()) if round_index > 1 else None,
     }
@@ -40,9 +49,12 @@ def round_record(round_index: int, epoch: int, seconds: float, result: OfflineRo
 
 def round_summary(record: dict[str, Any], labeller: str, screen: str) -> str:
     """The log line of a round."""
+    def percent(value: float | None) -> str:
+        return "n/a" if value is None or math.isnan(value) else f"{value:.1%}"
+
     return (f"APLT round {record['round']} (epoch {record['epoch']}): kept {record['coverage']:.1%} of unlabelled at "
-            f"accuracy {record['accuracy']:.1%} (classifier at equal coverage "
-            f"{record['classifier_accuracy_at_equal_coverage'] or 0:.1%}); {labeller} labeller, {screen} screen; "
+            f"accuracy {percent(record['accuracy'])} (classifier at equal coverage "
+            f"{percent(record['classifier_accuracy_at_equal_coverage'])}); {labeller} labeller, {screen} screen; "
             f"{record['seconds']:.1f}s")
 
 

@@ -33,9 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     npy = sources.add_parser("npy", help="per-clip .npy arrays plus an MMAction2 list file",
                              description="Import per-clip .npy arrays ([T,V,C] or [M,T,V,C]) listed in an "
-                                         "MMAction2-style '<file> <label>' list.")
+                                         "MMAction2-style '<file> <label>' list; a bare '<file>' (or label -1) "
+                                         "is a clip not labelled yet. Without --list: every .npy in DIR, "
+                                         "none labelled.")
     npy.add_argument("directory", metavar="DIR", help="folder the list's file names are relative to")
-    npy.add_argument("--list", required=True, dest="list_file", metavar="LIST", help="'<file> <label>' per line")
+    npy.add_argument("--list", dest="list_file", metavar="LIST",
+                     help="'<file> <label>' or '<file>' (not labelled yet) per line; default: every .npy in DIR")
     npy.add_argument("--class-names", metavar="FILE", help="one class name per line, or id<TAB>name")
     npy.add_argument("--layout", metavar="NAME", help="skeleton layout name stored in the pickle")
     npy.add_argument("--split", action="append", default=[], type=_split_arg, metavar="NAME=LIST",
@@ -98,7 +101,10 @@ def _run_arrays(args: argparse.Namespace) -> int:
 
 def _write(data: dict[str, Any], output: str) -> int:
     save_skeleton_pickle(data, output)
-    num_classes = len(data.get("class_names") or {ann["label"] for ann in data["annotations"]})
+    known = {ann["label"] for ann in data["annotations"] if ann["label"] >= 0}
+    num_classes = len(data.get("class_names") or known)
+    unlabelled = sum(ann["label"] < 0 for ann in data["annotations"])
     splits = ", ".join(f"{name}={len(members)}" for name, members in data["split"].items())
-    print(f"wrote {output}: {len(data['annotations'])} clips, {num_classes} classes, splits {splits}")
+    waiting = f" ({unlabelled} not labelled yet)" if unlabelled else ""
+    print(f"wrote {output}: {len(data['annotations'])} clips{waiting}, {num_classes} classes, splits {splits}")
     return 0

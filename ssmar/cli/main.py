@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "ssmar.cli.data_export",
     "ssmar.cli.demo",
     "ssmar.cli.predict",
+    "ssmar.cli.loop",
+    "ssmar.cli.report",
 )
 
 

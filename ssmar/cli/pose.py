@@ -21,8 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(timings). Exit status: 0 all videos done, 3 some failed, 2 none succeeded.")
     extract.add_argument("--videos", required=True, metavar="DIR", help="folder holding the videos")
     extract.add_argument("--list", dest="list_file", metavar="LIST.txt",
-                         help="MMAction2 list '<clip> <label>' (paths relative to DIR); default: every video "
-                              "in DIR with label 0")
+                         help="MMAction2 list '<clip> <label>' (paths relative to DIR; a bare '<clip>' or "
+                              "label -1: not labelled yet); default: every video in DIR, none labelled")
     extract.add_argument("--label-names", metavar="FILE", help="class names, 'id<TAB>name' per line "
                                                                "(52 classes also add MA-52 body levels)")
     extract.add_argument("-o", "--output", required=True, metavar="OUT.pkl", help="skeleton pickle to write")

@@ -16,7 +16,7 @@ import torch
 
 from ssmar.data.layouts import Layout, layout_for_data
 from ssmar.data.preprocess import clip_to_array, resolve_channels
-from ssmar.data.skeleton_format import load_skeleton_pickle, split_members
+from ssmar.data.skeleton_format import load_skeleton_pickle, require_known_labels, split_members
 from ssmar.data.splits import load_or_make_split, stratified_pick
 from ssmar.data.types import ClipSet, PreparedData
 from ssmar.errors import SsmarError
@@ -33,21 +33,23 @@ def encode_annotations(annotations: list[dict], layout: Layout, frames: int, max
 def validation_carve_out(annotations: list[dict], labels: np.ndarray, train_pos: np.ndarray, data_cfg: dict[str, Any],
                          source: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Split a validation set off the train split: whole subjects (``val_subjects``, the honest
-    proxy for a cross-subject test) or a stratified fraction of clips (``val_fraction``)."""
+    proxy for a cross-subject test) or a stratified fraction of clips (``val_fraction``). Only clips
+    with known labels are held out (validation is scored); the others stay in training, unlabelled."""
     val_fraction = float(data_cfg.get("val_fraction") or 0.0)
     val_subjects = data_cfg.get("val_subjects")
     if val_fraction > 0 and val_subjects:
         raise SsmarError("set either data.val_fraction or data.val_subjects, not both")
     if val_subjects:
         subjects = np.array([annotations[i].get("subject") for i in train_pos], dtype=object)
-        held = np.isin(subjects, list(val_subjects))
+        held = np.isin(subjects, list(val_subjects)) & (labels[train_pos] >= 0)
         if not held.any() or held.all():
             raise SsmarError(f"{source}: data.val_subjects={list(val_subjects)} must name some but not all subjects "
                              f"of the train split (its clips carry 'subject': {sorted(set(subjects.tolist()), key=str)})")
         return train_pos[~held], train_pos[held]
     if val_fraction > 0:
         # The carve-out depends on the data only, so every method and ratio is tuned on the same clips.
-        picked = stratified_pick(labels[train_pos], seed=12345, ratio=val_fraction, min_per_class=0)
+        known = np.flatnonzero(labels[train_pos] >= 0)
+        picked = known[stratified_pick(labels[train_pos][known], seed=12345, ratio=val_fraction, min_per_class=0)]
         return np.delete(train_pos, picked), train_pos[picked]
     return train_pos, None
 
@@ -82,6 +84,8 @@ def prepare_skeleton_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_
                                   channels)
 
     train, evaluation = encode(train_pos), encode(eval_pos)
+    require_known_labels(evaluation.labels.numpy(), evaluation.names,
+                         "validation" if data_cfg["eval_on"] == "val" else data_cfg["test_split"], source)
     params = {"data": Path(source).name, "train_split": data_cfg["train_split"], "val_fraction": val_fraction,
               **({"val_subjects": list(data_cfg["val_subjects"])} if data_cfg.get("val_subjects") else {}),
               "labelled_ratio": data_cfg["labelled_ratio"], "labels_per_class": data_cfg["labels_per_class"],

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ssmar.data.skeleton_format import validate_skeleton_data
+from ssmar.data.skeleton_format import UNKNOWN_LABEL, validate_skeleton_data
 from ssmar.errors import SsmarError
 
 UTD_MHAD_CLASSES = (
@@ -87,19 +87,27 @@ def import_utd_mhad(directory: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def import_npy_folder(directory: str | os.PathLike, list_file: str | os.PathLike,
+def import_npy_folder(directory: str | os.PathLike, list_file: str | os.PathLike | None = None,
                       class_names_file: str | os.PathLike | None = None, layout: str | None = None,
                       split_files: dict[str, str | os.PathLike] | None = None) -> dict[str, Any]:
     """Build the canonical dict from per-clip ``.npy`` arrays and an MMAction2 list file.
 
     Each array is ``[T, V, C]`` (one person) or ``[M, T, V, C]`` with C = 2 or 3 coordinates.
     Joints that are exactly zero count as missing (score 0), as in the canonical format.
-    ``split_files`` maps a split name to a list file of clips (``<file>`` or ``<file> <label>``
-    per line); without it every clip goes into split ``train``.
+    A list line without a label (or with label -1) is a clip nobody has labelled yet; without a
+    list, every ``.npy`` in ``directory`` is imported unlabelled. ``split_files`` maps a split name
+    to a list file of clips (``<file>`` or ``<file> <label>`` per line); without it every clip goes
+    into split ``train``.
     """
     directory = _existing_dir(directory, "clip directory")
     class_names = read_class_names(class_names_file) if class_names_file is not None else None
-    clips = _read_list(list_file, num_classes=len(class_names) if class_names else None)
+    if list_file is None:
+        clips = [(path.stem, UNKNOWN_LABEL, 0) for path in sorted(directory.glob("*.npy"))]
+        if not clips:
+            raise SsmarError(f"no .npy clips in {directory}; save one array per clip there, or pass --list")
+        list_file = directory
+    else:
+        clips = _read_list(list_file, num_classes=len(class_names) if class_names else None)
 
     annotations = []
     for name, label, line_no in clips:
@@ -155,19 +163,22 @@ def read_class_names(path: str | os.PathLike) -> list[str]:
 
 
 def _read_list(path: str | os.PathLike, num_classes: int | None) -> list[tuple[str, int, int]]:
-    """``(clip name, label, line number)`` for each ``<file> <label>`` line."""
+    """``(clip name, label, line number)`` for each ``<file> <label>`` or bare ``<file>`` line (label -1)."""
     clips, seen = [], {}
     for no, line in enumerate(_read_lines(path, "list file"), 1):
         if not line or line.startswith("#"):
             continue
         parts = line.rsplit(None, 1)
-        if len(parts) != 2 or not _is_int(parts[1]):
-            raise SsmarError(f"{path} line {no}: expected '<file> <label>' with an integer label, got {line!r}")
+        if len(parts) == 1:
+            parts.append(str(UNKNOWN_LABEL))
+        if not _is_int(parts[1]):
+            raise SsmarError(f"{path} line {no}: expected '<file> <label>' with an integer label (or a bare "
+                             f"'<file>' for a clip not labelled yet), got {line!r}")
         name, label = _clip_name(parts[0]), int(parts[1])
-        if label < 0 or (num_classes is not None and label >= num_classes):
+        if label < UNKNOWN_LABEL or (num_classes is not None and label >= num_classes):
             limit = f"0..{num_classes - 1}" if num_classes is not None else ">= 0"
-            raise SsmarError(f"{path} line {no}: label {label} out of range (expected {limit}); "
-                             "fix the label or the class-names file")
+            raise SsmarError(f"{path} line {no}: label {label} out of range (expected {limit}, or -1 for a clip "
+                             "not labelled yet); fix the label or the class-names file")
         if name in seen:
             raise SsmarError(f"{path} line {no}: clip {name} already listed on line {seen[name]}")
         seen[name] = no
@@ -178,7 +189,7 @@ def _read_list(path: str | os.PathLike, num_classes: int | None) -> list[tuple[s
 
 
 def _read_split(path: str | os.PathLike, labels: dict[str, int], list_file: str | os.PathLike) -> list[str]:
-    """Clip names in a split file; a label, if given, must agree with the main list."""
+    """Clip names in a split file; a label, if given, must agree with the main list (or folder)."""
     members = []
     for no, line in enumerate(_read_lines(path, "split file"), 1):
         if not line or line.startswith("#"):

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ssmar.data.skeleton_format import load_skeleton_pickle
+from ssmar.data.skeleton_format import UNKNOWN_LABEL, load_skeleton_pickle
 from ssmar.errors import SsmarError
 from ssmar.runtime.io import atomic_open
 
@@ -36,11 +36,13 @@ SUBMISSION_HEADER = (["vid"] + [f"action_pred_{k}" for k in range(1, 6)]
                      + [f"body_pred_{k}" for k in range(1, 6)])
 
 
-def read_list_file(path: str | os.PathLike) -> list[tuple[str, int]]:
+def read_list_file(path: str | os.PathLike, allow_unlabelled: bool = False) -> list[tuple[str, int]]:
     """Read an MMAction2 video list (``<clip> <label>`` per line; blank lines skipped).
 
     The clip may contain spaces (the label is the last field). Duplicate clips are an
-    error because they would become duplicate ``frame_dir`` entries.
+    error because they would become duplicate ``frame_dir`` entries. With ``allow_unlabelled``
+    (pose extraction of clips nobody has labelled yet) a line may be a bare ``<clip>`` without
+    spaces, or carry label -1: both give label -1.
     """
     path = Path(path)
     lines = _read_lines(path, "list file")
@@ -48,12 +50,14 @@ def read_list_file(path: str | os.PathLike) -> list[tuple[str, int]]:
     first_line: dict[str, int] = {}
     for number, line in lines:
         parts = line.rsplit(None, 1)
+        if len(parts) == 1 and allow_unlabelled:
+            parts.append(str(UNKNOWN_LABEL))
         if len(parts) != 2:
             raise SsmarError(f"{path}:{number}: expected '<clip> <label>', got {line!r}; "
                              "write one video and its integer class id per line")
         clip, label_text = parts
         label = _parse_int(label_text, path, number, "label")
-        if label < 0:
+        if label < 0 and not (allow_unlabelled and label == UNKNOWN_LABEL):
             raise SsmarError(f"{path}:{number}: label {label} is negative; class ids start at 0")
         if clip in first_line:
             raise SsmarError(f"{path}:{number}: clip '{clip}' already listed on line {first_line[clip]}; "

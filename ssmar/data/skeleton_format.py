@@ -3,7 +3,7 @@
 A file is a dict::
 
     {"split": {"train": [frame_dir, ...], "test": [...]},
-     "annotations": [{"frame_dir": str, "label": int, "total_frames": int,
+     "annotations": [{"frame_dir": str, "label": int (-1 = not labelled yet), "total_frames": int,
                       "keypoint": float32 [M, T, V, C],
                       "keypoint_score": float32 [M, T, V]  (optional), ...}, ...]}
 
@@ -12,7 +12,12 @@ Files written by PYSKL or MMAction2 load unchanged. They are read with a restric
 plain containers, scalars and NumPy arrays is refused before anything runs. ssmar adds optional top-level keys
 (``class_names``, ``layout``, ``edges`` for custom layouts, ``body_map`` /
 ``body_names`` for body-level classes as in MA-52) and optional per-clip keys
-(``subject``, ``img_shape``, ``fps``). Unknown keys are kept and ignored.
+(``subject``, ``img_shape``, ``fps``, ``video``: the source video's path, for previews). Unknown keys
+are kept and ignored.
+
+A clip whose class nobody has named yet carries ``label: -1`` (:data:`UNKNOWN_LABEL`): it can only
+ever be an unlabelled clip for training, and a split that is evaluated must have every label
+(:func:`require_known_labels`); ``ssmar label`` fills labels in.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from ssmar.errors import SsmarError
 from ssmar.runtime.io import UnsafePickleError, load_plain_pickle, save_pickle
 
 OPTIONAL_TOP_KEYS = ("class_names", "layout", "edges", "body_map", "body_names")
+UNKNOWN_LABEL = -1
 
 
 def load_skeleton_pickle(path: str | os.PathLike) -> dict[str, Any]:
@@ -115,9 +121,20 @@ def _validate_clip(ann: Any, index: int, source: str, num_classes: int | None) -
         raise SsmarError(f"{where}: keypoint_score shape {np.asarray(score).shape} does not match "
                          f"keypoint [M, T, V] = {keypoint.shape[:3]}")
     label = ann["label"]
-    if not isinstance(label, (int, np.integer)) or label < 0 or (num_classes is not None and label >= num_classes):
+    valid = isinstance(label, (int, np.integer)) and label >= UNKNOWN_LABEL and (num_classes is None or label < num_classes)
+    if not valid:
         limit = f"0..{num_classes - 1}" if num_classes is not None else ">= 0"
-        raise SsmarError(f"{where}: label {label!r} out of range (expected an integer in {limit})")
+        raise SsmarError(f"{where}: label {label!r} out of range (expected an integer in {limit}, "
+                         f"or {UNKNOWN_LABEL} for a clip not labelled yet)")
+
+
+def require_known_labels(labels: np.ndarray, names: list[str], split: str, source: str) -> None:
+    """Evaluation needs every label: fail on a split that holds clips not labelled yet."""
+    unknown = np.flatnonzero(np.asarray(labels) < 0)
+    if len(unknown):
+        raise SsmarError(f"{source}: split '{split}' has {len(unknown)} clip(s) without a label (label -1), "
+                         f"e.g. '{names[unknown[0]]}'; evaluation needs labels: label them with `ssmar label` "
+                         "or evaluate on a labelled split")
 
 
 def split_members(data: dict[str, Any], split_name: str, source: str = "<data>") -> list[int]:

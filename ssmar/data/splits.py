@@ -1,8 +1,10 @@
 """Reproducible, class-stratified labelled/unlabelled partitions.
 
 Every class keeps at least one label (MA-52 is long-tailed: its rarest class has six
-training clips). The partition is saved in the work dir by clip name and reused, so a
-resumed or re-evaluated run sees exactly the same labels.
+training clips). Clips not labelled yet (label -1) are always unlabelled: the labelled part is
+drawn from the clips whose labels are known, and ``labelled_ratio=1`` labels every one of them (the
+user's own split; hiding known labels is the benchmark protocol). The partition is saved in the
+work dir by clip name and reused, so a resumed or re-evaluated run sees exactly the same labels.
 """
 
 from __future__ import annotations
@@ -37,8 +39,13 @@ def stratified_pick(labels: np.ndarray, seed: int, ratio: float | None = None,
 
 def make_ssl_split(labels: np.ndarray, seed: int, ratio: float | None = None,
                    per_class: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Return (labelled positions, unlabelled positions), disjoint and covering ``labels``."""
-    labelled = stratified_pick(labels, seed, ratio=ratio, per_class=per_class)
+    """Return (labelled positions, unlabelled positions), disjoint and covering ``labels``; the
+    labelled ones are picked among the known labels only (label >= 0)."""
+    known = np.flatnonzero(labels >= 0)
+    if (per_class is None and ratio == 1.0) or not len(known):
+        labelled = known
+    else:
+        labelled = known[stratified_pick(labels[known], seed, ratio=ratio, per_class=per_class)]
     unlabelled = np.setdiff1d(np.arange(len(labels)), labelled)
     return labelled, unlabelled
 
@@ -65,12 +72,15 @@ def load_or_make_split(path: Path | None, names: Sequence[str], labels: np.ndarr
             raise SsmarError(f"{path} names clip {exc} that is not in the training data; "
                              "the data file changed: use a new --work-dir") from exc
         return labelled, unlabelled
-    if params.get("labels_per_class") is None and params.get("labelled_ratio") == 1.0:
-        labelled, unlabelled = np.arange(len(labels)), np.array([], dtype=np.int64)
-    else:
-        labelled, unlabelled = make_ssl_split(labels, params["seed"], ratio=params.get("labelled_ratio"),
-                                              per_class=params.get("labels_per_class"))
+    labelled, unlabelled = make_ssl_split(labels, params["seed"], ratio=params.get("labelled_ratio"),
+                                          per_class=params.get("labels_per_class"))
     missing = sorted(set(range(num_classes)) - set(labels[labelled].tolist()))
+    unknown = int((labels < 0).sum())
+    if missing and unknown:
+        raise SsmarError(f"{params.get('data', 'the data')}: class(es) {missing[:5]} have no labelled clip in split "
+                         f"'{params.get('train_split', 'train')}' ({unknown} of its clips are not labelled yet); "
+                         "label at least one clip of each class with `ssmar label` (`ssmar suggest` picks "
+                         "candidates), or drop the class from class_names")
     if missing:
         raise SsmarError(f"{params.get('data', 'the data')}: class(es) {missing[:5]} have no clip in split "
                          f"'{params.get('train_split', 'train')}', so they cannot be labelled; check the file's "

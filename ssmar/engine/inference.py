@@ -14,7 +14,7 @@ from ssmar.algorithms import algorithm_class
 from ssmar.data.dataset import encode_annotations
 from ssmar.data.layouts import Layout
 from ssmar.data.preprocess import resolve_channels
-from ssmar.data.skeleton_format import load_skeleton_pickle, split_members
+from ssmar.data.skeleton_format import load_skeleton_pickle, require_known_labels, split_members
 from ssmar.engine.checkpoint import load_checkpoint, resolve_device
 from ssmar.engine.evaluate import predict_scores
 from ssmar.errors import SsmarError
@@ -64,13 +64,14 @@ class Recognizer:
         """The evaluation clips of the data this checkpoint was trained on, or of ``data``.
 
         Skeleton: ``data`` is a pickle and ``split`` one of its splits (default: the test
-        split). Video: ``data`` is an MMAction2 list (default: ``data.<split>_list``, with
+        split), every clip labelled (what is scored must have labels). Video: ``data`` is an MMAction2 list (default: ``data.<split>_list``, with
         ``split`` train or test), read with the checkpoint's segments and resolution.
         """
         data_cfg = self.config["data"]
         if data_cfg.get("type", "skeleton") != "video":
             source, split = data or data_cfg["file"], split or data_cfg["test_split"]
             clips, labels, names = self.encode_split(source, split)
+            require_known_labels(labels, names, split, str(source))
             return EncodedSet(clips, labels, names, str(source), split)
         from ssmar.video.dataset import load_video_list
 
@@ -82,10 +83,11 @@ class Recognizer:
         encoded = load_video_list(source, data_cfg, train=False, num_classes=self.meta["num_classes"])
         return EncodedSet(encoded.clips, encoded.labels.numpy(), encoded.names, str(source), split)
 
-    def scores(self, clips: torch.Tensor, batch_size: int | None = None) -> np.ndarray:
-        """Class scores ``[N, K]``, in batches of the run's ``train.eval_batch_size`` unless given."""
+    def scores(self, clips: torch.Tensor, batch_size: int | None = None, score_outputs: Any = None) -> np.ndarray:
+        """Class scores ``[N, K]``, in batches of the run's ``train.eval_batch_size`` unless given;
+        ``score_outputs`` replaces the run's own scoring of the model outputs (e.g. to keep the features too)."""
         batch_size = batch_size or int(self.config["train"]["eval_batch_size"])
-        return predict_scores(self.model, clips, self.device, batch_size, self.score_outputs)
+        return predict_scores(self.model, clips, self.device, batch_size, score_outputs or self.score_outputs)
 
     def probabilities(self, clips: torch.Tensor) -> np.ndarray:
         return torch.softmax(torch.from_numpy(self.scores(clips)), dim=1).numpy()

@@ -63,8 +63,10 @@ def make_logger(work_dir: Path, is_main: bool) -> logging.Logger:
 class PseudoLabelMeter:
     """Pseudo-label quality of one epoch, against the hidden labels of the unlabelled split.
 
-    ``mask`` is a per-sample weight: coverage is its mean, accuracy the weighted share of
-    correct pseudo-labels; per class by the hidden (true) class.
+    ``mask`` is a per-sample weight: coverage is its mean over every unlabelled clip, accuracy the
+    weighted share of correct pseudo-labels among the clips whose labels are known (label >= 0;
+    ``None`` when there are none: clips nobody has labelled cannot score it); per class by the
+    hidden (true) class.
     """
 
     def __init__(self, num_classes: int):
@@ -72,24 +74,30 @@ class PseudoLabelMeter:
         self.weight = torch.zeros(num_classes, dtype=torch.float64)
         self.correct = torch.zeros(num_classes, dtype=torch.float64)
         self.count = torch.zeros(num_classes, dtype=torch.float64)
+        self.overall = torch.zeros(2, dtype=torch.float64)  # mask weight and clips, known labels or not
 
     def add(self, pseudo: torch.Tensor, mask: torch.Tensor, true: torch.Tensor) -> None:
         pseudo, mask, true = pseudo.detach().cpu(), mask.detach().float().cpu().double(), true.cpu()
+        self.overall += torch.stack([mask.sum(), mask.new_tensor(float(len(mask)))])
+        known = true >= 0
+        pseudo, mask, true = pseudo[known], mask[known], true[known]
         self.count += torch.bincount(true, minlength=self.num_classes).double()
         self.weight += torch.bincount(true, weights=mask, minlength=self.num_classes)
         self.correct += torch.bincount(true, weights=mask * (pseudo == true).double(), minlength=self.num_classes)
 
     def summary(self) -> dict[str, Any]:
-        for tensor in (self.weight, self.correct, self.count):
+        for tensor in (self.weight, self.correct, self.count, self.overall):
             distributed.all_reduce_sum(tensor)
-        if self.count.sum() == 0:
+        if self.overall[1] == 0:
             return {}
         per_class_cov = torch.where(self.count > 0, self.weight / self.count.clamp(min=1), torch.nan)
         per_class_acc = torch.where(self.weight > 0, self.correct / self.weight.clamp(min=1e-12), torch.nan)
+        coverage = float(self.overall[0] / self.overall[1])
         return {
-            "mask_ratio": float(self.weight.sum() / self.count.sum()),
+            "mask_ratio": coverage,
             "pl_acc": float(self.correct.sum() / self.weight.sum()) if self.weight.sum() > 0 else None,
-            "pl_coverage": float(self.weight.sum() / self.count.sum()),
+            "pl_coverage": coverage,
+            "pl_known_labels": float(self.count.sum() / self.overall[1]),  # share of clips pl_acc is measured on
             "pl_per_class_acc": [None if torch.isnan(v) else float(v) for v in per_class_acc],
             "pl_per_class_coverage": [None if torch.isnan(v) else float(v) for v in per_class_cov],
         }

@@ -26,7 +26,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ssmar.data.ma52 import MA52_NUM_CLASSES, ma52_body_map, read_list_file
-from ssmar.data.skeleton_format import save_skeleton_pickle
+from ssmar.data.skeleton_format import UNKNOWN_LABEL, save_skeleton_pickle
 from ssmar.errors import SsmarError
 from ssmar.pose.mediapipe_pose import POSE_LAYOUT, PoseEstimator, holistic_edges
 from ssmar.runtime.io import atomic_open, save_json
@@ -63,7 +63,7 @@ class ExtractOptions:
 class VideoJob:
     frame_dir: str
     path: Path
-    label: int = 0
+    label: int = UNKNOWN_LABEL  # -1: nobody has labelled the clip yet
 
 
 @dataclass
@@ -82,8 +82,9 @@ class ClipPose:
     def detection_rate(self) -> float:
         return float(self.detected.mean())
 
-    def annotation(self, frame_dir: str, label: int) -> dict[str, Any]:
-        """The canonical per-clip dict (one person: keypoint [1, T, V, 3])."""
+    def annotation(self, frame_dir: str, label: int, video: Path | None = None) -> dict[str, Any]:
+        """The canonical per-clip dict (one person: keypoint [1, T, V, 3]); ``video``, the source
+        file, lets ``ssmar suggest`` render a preview of the clip."""
         ann: dict[str, Any] = {
             "frame_dir": frame_dir,
             "label": int(label),
@@ -94,6 +95,8 @@ class ClipPose:
         }
         if self.fps > 0:
             ann["fps"] = float(self.fps)
+        if video is not None:
+            ann["video"] = str(Path(video).resolve())
         return ann
 
 
@@ -161,13 +164,14 @@ def extract_clip_pose(video_path: str | os.PathLike, label: int = 0,
 
 
 def collect_jobs(videos_dir: str | os.PathLike, list_file: str | os.PathLike | None = None) -> list[VideoJob]:
-    """Videos to process: the entries of an MMAction2 list (paths relative to
-    ``videos_dir``), or every video file in ``videos_dir`` with label 0."""
+    """Videos to process: the entries of an MMAction2 list (paths relative to ``videos_dir``; a
+    bare clip name or label -1 is a clip not labelled yet), or every video file in ``videos_dir``,
+    none of them labelled (label -1)."""
     videos_dir = Path(videos_dir)
     if list_file is not None:
         if not videos_dir.is_dir():
             raise SsmarError(f"video directory not found: {videos_dir}; pass --videos DIR")
-        jobs = [VideoJob(frame_dir_of(clip), videos_dir / clip, label) for clip, label in read_list_file(list_file)]
+        jobs = [VideoJob(frame_dir_of(clip), videos_dir / clip, label) for clip, label in read_list_file(list_file, allow_unlabelled=True)]
     else:
         jobs = [VideoJob(path.stem, path) for path in find_videos(videos_dir)]
         if not jobs:
@@ -234,7 +238,7 @@ def run_extraction(jobs: Sequence[VideoJob], output: str | os.PathLike, *, optio
         if clip is None:  # changed or removed while we were running
             report.failures.append({"file": str(job.path), "reason": "video changed during extraction; rerun"})
             continue
-        annotations.append(clip.annotation(job.frame_dir, job.label))
+        annotations.append(clip.annotation(job.frame_dir, job.label, job.path))
         report.succeeded.append(job.frame_dir)
         per_clip.append({"clip": job.frame_dir, "frames": int(clip.keypoint.shape[0]),
                          "detection_rate": round(clip.detection_rate, 4),
