@@ -37,6 +37,7 @@ for seed in ${SEEDS//,/ }; do
   run aplt_views4 aplt algorithm.params.bank_views=4
   run aplt_sync aplt algorithm.params.mode=sync
   run aplt_no_margin aplt algorithm.params.lambda_m=0
+  run aplt_offline_targets aplt algorithm.params.logits_targets=offline
   for method in freematch softmatch; do
     for share in null 0.1; do
       run "${method}_h$share" "$method" "algorithm.params.ema_halflife=$share"

@@ -205,3 +205,16 @@ def test_paper_preset_and_bad_names(synth_file: Path, tmp_path: Path) -> None:
         with pytest.raises(SsmarError, match=valid) as error:
             aplt_trainer(synth_file, tmp_path / key, f"algorithm.params.{key}={value}")
         assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("targets", ["online", "offline"])
+def test_logits_targets_offline_trains_the_linear_head_on_the_kept_offline_labels(targets: str, synth_file: Path,
+                                                                                  tmp_path: Path) -> None:
+    """p_cutoff 1: no online target passes, so only offline targets can give L_u^logits a value."""
+    trainer = aplt_trainer(synth_file, tmp_path, "algorithm.params.warmup_epochs=0", "algorithm.params.p_cutoff=1.0",
+                           f"algorithm.params.logits_targets={targets}")
+    trainer.algorithm.on_epoch_start(0)
+    assert (trainer.algorithm.pseudo_weight[trainer.data.unlabelled] > 0).all()  # screen threshold 0: all kept
+    result = trainer.algorithm.train_step(trainer._make_batch())
+    assert result.stats["fixmatch_mask"] == 0
+    assert (result.stats["loss_u_logits"] > 0) == (targets == "offline")

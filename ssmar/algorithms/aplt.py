@@ -74,6 +74,9 @@ class APLT(Algorithm):
         # validation carve-out over the linear head alone (0) [ours; docs/aplt.md]
         "fusion": 1.0,
         "mode": "async",  # async (APLT) | sync (ablation: recompute every step from the live model)
+        # targets of L_u^logits: online (the live weak view's confident argmax, FixMatch-style) | offline (the
+        # offline label where the screen kept the clip, the online target elsewhere) [ours]
+        "logits_targets": "online",
     }
 
     specs = {
@@ -83,7 +86,7 @@ class APLT(Algorithm):
         "labeller": TEXT, "labeller_params": Spec("dict", optional=True), "screen": TEXT,
         "screen_params": Spec("dict", optional=True), "agreement": FLAG, "margin_norm": one_of("batch", "kept"),
         "same_space": FLAG, "bank_model": one_of("ema", "online"), "bank_batch_size": POSITIVE,
-        "fusion": number(0.0), "mode": one_of("async", "sync"),
+        "fusion": number(0.0), "mode": one_of("async", "sync"), "logits_targets": one_of("online", "offline"),
     }
 
     @classmethod
@@ -257,6 +260,11 @@ class APLT(Algorithm):
         positions = batch.idx_ulb.cpu()
         offline_labels = self.pseudo_labels[positions].to(batch.idx_ulb.device)
         offline_weight = self.pseudo_weight[positions].to(batch.idx_ulb.device)
+        if p["logits_targets"] == "offline":
+            kept = offline_weight > 0
+            loss_u_logits = consistency_loss(ulb_strong["logits"], torch.where(kept, offline_labels, fixmatch_labels),
+                                             torch.where(kept, offline_weight, fixmatch_mask.float()))
+            stats["loss_u_logits"] = loss_u_logits.item()
         loss_sup_margin = additive_margin_loss(self.memory(lb_strong["feat"]), batch.y_lb, p["margin"], p["scale"])
         loss_u_margin = additive_margin_loss(self.memory(ulb_strong["feat"]), offline_labels, p["margin"], p["scale"],
                                              weight=offline_weight, per_batch=p["margin_norm"] == "batch")
