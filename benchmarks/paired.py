@@ -32,19 +32,57 @@ def read_rows(paths: list[Path], metric: str) -> dict[tuple[str, float, int], fl
     return values
 
 
-def paired_table(values: dict[tuple[str, float, int], float], method: str, metric: str) -> str:
+def paired_differences(values: dict[tuple[str, float, int], float], method: str
+                       ) -> dict[tuple[str, float], list[float]]:
+    """(other method, ratio) -> ``method`` − other on every seed both ran, in seed order."""
     ratios = sorted({ratio for m, ratio, _ in values if m == method})
     others = sorted({m for m, ratio, _ in values if m != method and ratio in ratios})
-    lines = [f"| {method} − other ({metric}) | " + " | ".join(f"{100 * r:g} %" for r in ratios) + " |",
-             "| --- |" + " ---: |" * len(ratios)]
+    table = {}
     for other in others:
-        cells = []
         for ratio in ratios:
             seeds = sorted(s for m, r, s in values if m == method and r == ratio and (other, ratio, s) in values)
-            diffs = [values[(method, ratio, s)] - values[(other, ratio, s)] for s in seeds]
-            cells.append(format_difference(diffs))
-        lines.append(f"| {other} | " + " | ".join(cells) + " |")
+            table[(other, ratio)] = [values[(method, ratio, s)] - values[(other, ratio, s)] for s in seeds]
+    return table
+
+
+def paired_table(values: dict[tuple[str, float, int], float], method: str, metric: str) -> str:
+    diffs = paired_differences(values, method)
+    ratios = sorted({ratio for _, ratio in diffs})
+    lines = [f"| {method} − other ({metric}) | " + " | ".join(f"{100 * r:g} %" for r in ratios) + " |",
+             "| --- |" + " ---: |" * len(ratios)]
+    for other in sorted({other for other, _ in diffs}):
+        lines.append(f"| {other} | " + " | ".join(format_difference(diffs[(other, r)]) for r in ratios) + " |")
     return "\n".join(lines) + "\n"
+
+
+def paired_plot(values: dict[tuple[str, float, int], float], method: str, metric: str, path: Path) -> None:
+    """One panel per labelled ratio: each seed's difference as a dot, the mean and its 95 % interval."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ssmar.runtime.io import save_figure
+
+    diffs = paired_differences(values, method)
+    ratios = sorted({ratio for _, ratio in diffs})
+    others = sorted({other for other, _ in diffs})
+    fig, axes = plt.subplots(1, len(ratios), figsize=(4.5 * len(ratios), 0.5 * len(others) + 1.5), squeeze=False,
+                             sharey=True)
+    for axis, ratio in zip(axes[0], ratios):
+        for row, other in enumerate(others):
+            points = diffs[(other, ratio)]
+            if not points:
+                continue
+            axis.scatter(points, [row] * len(points), color="tab:grey", s=14, zorder=2)
+            mean = statistics.fmean(points)
+            half = (stats.t.ppf(0.975, len(points) - 1) * statistics.stdev(points) / len(points) ** 0.5
+                    if len(points) > 1 else 0.0)
+            axis.errorbar(mean, row, xerr=half, fmt="o", color="tab:blue", capsize=3, zorder=3)
+        axis.axvline(0, color="black", linewidth=0.8)
+        axis.set_title(f"{100 * ratio:g} % labels")
+        axis.set_xlabel(f"{method} − other, {metric} (points)")
+        axis.set_yticks(range(len(others)), others)
+    save_figure(fig, path)
 
 
 def format_difference(diffs: list[float]) -> str:
@@ -64,11 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", default="aplt")
     parser.add_argument("--metric", default="top1")
     parser.add_argument("--out", type=Path, help="also write the table here")
+    parser.add_argument("--plot", type=Path, help="also draw the per-seed differences (PNG)")
     args = parser.parse_args(argv)
-    table = paired_table(read_rows(args.results, args.metric), args.method, args.metric)
+    values = read_rows(args.results, args.metric)
+    table = paired_table(values, args.method, args.metric)
     print(table)
     if args.out:
         save_text(table, args.out)
+    if args.plot:
+        paired_plot(values, args.method, args.metric, args.plot)
     return 0
 
 
