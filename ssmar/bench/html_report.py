@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
-import json
 import math
 import tempfile
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from ssmar.aplt.rounds import ROUNDS_PLOT, read_rounds
 from ssmar.bench.report import TABLES, budget_line, collect_results, markdown_table, plot_top1
-from ssmar.bench.runner import RESULT_FILE
+from ssmar.bench.runner import RESULT_FILE, read_json
 from ssmar.engine.suggest import SUGGESTIONS_FILE, suggestion_rows
 from ssmar.errors import SsmarError
 from ssmar.runtime.io import save_figure, save_text
@@ -54,7 +52,7 @@ def write_report(directory: str | Path, output: str | Path | None = None) -> Pat
 
 def run_sections(run_dir: Path) -> str:
     """The sections of one run's page."""
-    metrics = _read_json(run_dir / "metrics.json")
+    metrics = read_json(run_dir / "metrics.json", fix="rerun the command that wrote it")
     config, final, info = metrics.get("config", {}), metrics.get("final", {}), metrics.get("data", {})
     parts = ["<h2>Result</h2>", _run_table(config, final, info)]
 
@@ -229,13 +227,6 @@ def _plot_per_class(per_class: dict[str, float | None], path: Path) -> None:
     ax.set_xlabel("accuracy (%) on the evaluation split")
     ax.grid(axis="x", alpha=0.3)
     save_figure(fig, path)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise SsmarError(f"{path} is unreadable ({exc}); rerun the command that wrote it") from exc
 
 
 def _e(text: str) -> str:

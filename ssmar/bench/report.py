@@ -6,8 +6,6 @@ tables and ``ssmar bench-report`` reproduces exactly what ``ssmar bench`` wrote.
 
 from __future__ import annotations
 
-import csv
-import io
 import statistics
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,7 +13,7 @@ from typing import Any, Sequence
 from ssmar.algorithms import ALGORITHMS
 from ssmar.bench.runner import METRICS_FILE, RESULT_FILE, UPPER_BOUND, read_json
 from ssmar.errors import SsmarError
-from ssmar.runtime.io import save_figure, save_text
+from ssmar.runtime.io import save_csv, save_figure, save_text
 
 CSV_COLUMNS = ("method", "ratio", "seed", "top1", "top5", "mean_class_acc", "f1_micro", "f1_macro", "f1_mean",
                "pl_coverage", "pl_acc", "wall_seconds", "work_dir")
@@ -148,12 +146,7 @@ def timing_markdown(results: Sequence[dict[str, Any]]) -> str:
 
 
 def write_csv(results: Sequence[dict[str, Any]], path: Path) -> None:
-    columns = [c for c in CSV_COLUMNS if c != "f1_mean" or any("f1_mean" in r for r in results)]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(results)
-    save_text(buffer.getvalue(), path)
+    save_csv(results, [c for c in CSV_COLUMNS if c != "f1_mean" or any("f1_mean" in r for r in results)], path)
 
 
 def plot_top1(results: Sequence[dict[str, Any]], path: Path) -> None:

@@ -123,11 +123,11 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
-def read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path, fix: str = "delete it to recompute that cell") -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise SsmarError(f"{path} is unreadable ({exc}); delete it to recompute that cell") from exc
+        raise SsmarError(f"{path} is unreadable ({exc}); {fix}") from exc
 
 
 def finished_result(cfg: dict[str, Any], cell: Cell) -> dict[str, Any] | None:

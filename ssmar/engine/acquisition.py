@@ -43,11 +43,15 @@ class Ranking:
     cluster: np.ndarray  # k-means cluster of the pool clip (typiclust's clusters; -1 for other strategies)
 
 
+def check_strategy(strategy: str) -> None:
+    if strategy not in STRATEGIES:
+        raise SsmarError(f"unknown strategy '{strategy}'; choose one of: {', '.join(STRATEGIES)}")
+
+
 def rank_pool(strategy: str, pool_features: Tensor, labelled_features: Tensor, probabilities: Tensor,
               budget: int, seed: int = 0) -> Ranking:
     """The ``budget`` pool clips ``strategy`` would have labelled next, in order."""
-    if strategy not in STRATEGIES:
-        raise SsmarError(f"unknown strategy '{strategy}'; choose one of: {', '.join(STRATEGIES)}")
+    check_strategy(strategy)
     pool_size = pool_features.shape[0]
     if not 1 <= budget <= pool_size:
         raise SsmarError(f"budget {budget} is {'larger than' if budget > pool_size else 'outside'} the pool of "

@@ -49,25 +49,28 @@ def _numpy_safe_globals() -> list[Any]:
     return [*((obj, name) for name, obj in numpy_globals().items()), *dtype_classes]
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read an ssmar checkpoint without running code from it (tensors and plain containers only)."""
+def _checkpoint_file(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         raise SsmarError(f"checkpoint {path} is a directory; pass a file in it, e.g. {path / 'latest.pt'}")
     if not path.is_file():
         raise SsmarError(f"checkpoint not found: {path}")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read an ssmar checkpoint without running code from it (tensors and plain containers only)."""
+    path = _checkpoint_file(path)
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        refused = _refused_globals(path)
-        if not refused:
-            raise SsmarError(f"{path}: unreadable checkpoint (UnpicklingError); it is corrupt or truncated, use "
-                             "another checkpoint of the run (epoch_<n>.pt, best.pt where written) or retrain") from None
-        raise SsmarError(f"{path}: refused to load: the checkpoint asks for the Python global '{refused[0]}', which "
-                         "could run code (an ssmar checkpoint holds tensors and plain containers only); if you trust "
-                         f"its source, convert it once: ssmar convert-checkpoint --trust {path} NEW.pt") from None
-    except Exception as exc:  # torch raises many types for corrupt files
+    except Exception as exc:  # torch raises many types for corrupt files; UnpicklingError also for refused globals
+        refused = _refused_globals(path) if isinstance(exc, pickle.UnpicklingError) else []
+        if refused:
+            raise SsmarError(f"{path}: refused to load: the checkpoint asks for the Python global '{refused[0]}', "
+                             "which could run code (an ssmar checkpoint holds tensors and plain containers only); if "
+                             f"you trust its source, convert it once: ssmar convert-checkpoint --trust {path} "
+                             "NEW.pt") from None
         raise SsmarError(f"{path}: unreadable checkpoint ({type(exc).__name__}); it is corrupt or truncated, "
                          "use another checkpoint of the run (epoch_<n>.pt, best.pt where written) or retrain") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
@@ -80,7 +83,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def _refused_globals(path: Path) -> list[str]:
     """The globals a checkpoint names beyond what :func:`load_checkpoint` admits (read from the
     pickle's opcodes, nothing executed); empty when the file is not a readable torch archive."""
-    admitted = {name for name in numpy_globals()}
+    admitted = set(numpy_globals())
     admitted |= {f"{cls.__module__}.{cls.__name__}" for cls in _numpy_safe_globals() if isinstance(cls, type)}
     try:
         found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
@@ -93,9 +96,7 @@ def convert_trusted_checkpoint(source: str | Path, target: str | Path) -> None:
     """Rewrite a checkpoint the user trusts (e.g. one an older ssmar wrote) as plain state that
     :func:`load_checkpoint` reads; unpickling ``source`` runs whatever code it holds, hence the
     CLI's explicit ``--trust``. ``target`` is written atomically and read back before returning."""
-    source = Path(source)
-    if not source.is_file():
-        raise SsmarError(f"checkpoint not found: {source}")
+    source = _checkpoint_file(source)
     try:
         state = torch.load(source, map_location="cpu", weights_only=False)
     except Exception as exc:

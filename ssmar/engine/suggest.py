@@ -10,22 +10,21 @@ clips whose pose came from a video that is still on disk, a preview of the clip 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
 from ssmar.data.layouts import layout_for_data
 from ssmar.data.skeleton_format import load_skeleton_pickle
-from ssmar.engine.acquisition import STRATEGIES, rank_pool
+from ssmar.engine.acquisition import check_strategy, rank_pool
 from ssmar.engine.inference import Recognizer, load_recognizer
 from ssmar.errors import SsmarError
 from ssmar.pose.render import render_clip
-from ssmar.runtime.io import save_text
+from ssmar.runtime.io import save_csv
 
 SUGGESTIONS_FILE = "suggestions.csv"
 PREVIEWS_DIR = "suggestions"
@@ -46,8 +45,7 @@ def suggest(run_dir: str | Path, strategy: str, budget: int | None = None, *, se
             output: str | Path | None = None, previews: bool = True, device: str = "cpu") -> Suggestions:
     """Rank ``run_dir``'s unlabelled clips with ``strategy`` and keep ``budget`` of them (default: one per
     class); write the CSV (default RUN/suggestions.csv) and the previews (next to it, in ``suggestions/``)."""
-    if strategy not in STRATEGIES:
-        raise SsmarError(f"unknown strategy '{strategy}'; choose one of: {', '.join(STRATEGIES)}")
+    check_strategy(strategy)  # before the model loads
     run_dir = Path(run_dir)
     checkpoint, split_file = run_dir / "latest.pt", run_dir / "split.json"
     if not checkpoint.is_file() or not split_file.is_file():
@@ -76,13 +74,17 @@ def suggest(run_dir: str | Path, strategy: str, budget: int | None = None, *, se
 
     output = Path(output) if output is not None else run_dir / SUGGESTIONS_FILE
     class_names = recognizer.meta["class_names"]
+    try:
+        edges = layout_for_data(data).edges
+    except SsmarError:
+        edges = ()
     rows, failed = [], []
     for rank, position in enumerate(ranking.order.tolist(), 1):
         name = pool_names[position]
         probs = probabilities[position]
         preview = ""
         if previews and by_name[name].get("video"):
-            preview = render_preview(by_name[name], data, output.parent / PREVIEWS_DIR)
+            preview = render_preview(by_name[name], edges, output.parent / PREVIEWS_DIR)
             if not preview:
                 failed.append(name)
             else:
@@ -93,11 +95,7 @@ def suggest(run_dir: str | Path, strategy: str, budget: int | None = None, *, se
                      "distance_to_labelled": round(float(ranking.distance[position]), 4),
                      "typicality": round(float(ranking.typicality[position]), 4),
                      "cluster": int(ranking.cluster[position]), "preview": preview, "label": ""})
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    save_text(buffer.getvalue(), output)
+    save_csv(rows, CSV_COLUMNS, output)
     return Suggestions(csv_path=output, rows=rows, pool_size=pool, previews_missing=failed)
 
 
@@ -115,16 +113,12 @@ def embed(recognizer: Recognizer, annotations: list[dict[str, Any]]) -> tuple[to
     return torch.cat(features), torch.softmax(scores, dim=1)
 
 
-def render_preview(annotation: dict[str, Any], data: dict[str, Any], folder: Path) -> str:
+def render_preview(annotation: dict[str, Any], edges: Sequence[tuple[int, int]], folder: Path) -> str:
     """The clip's skeleton over its video as a GIF plus a contact sheet; the sheet's path, or ''
     when the video is gone or unreadable (the suggestion stands without its preview)."""
     video = Path(annotation["video"])
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", annotation["frame_dir"])[-80:]
     animation, sheet = folder / f"{stem}.gif", folder / f"{stem}.sheet.png"
-    try:
-        edges = layout_for_data(data).edges
-    except SsmarError:
-        edges = ()
     try:
         render_clip(video, annotation, edges, animation, sheet, max_side=PREVIEW_SIDE, grid=3)
     except (SsmarError, OSError):  # VideoError is an SsmarError

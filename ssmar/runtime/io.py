@@ -11,12 +11,15 @@ import builtins
 import codecs
 import collections
 import contextlib
+import csv
+import functools
+import io
 import json
 import os
 import pickle
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, Sequence
 
 from ssmar.errors import SsmarError
 from ssmar.runtime import faults
@@ -66,6 +69,7 @@ class UnsafePickleError(SsmarError):
         self.refused = refused
 
 
+@functools.cache
 def numpy_globals() -> dict[str, Any]:
     """NumPy's array and scalar constructors under the module names that NumPy 1.x and 2.x write
     (``numpy.core`` vs ``numpy._core``), each mapped to this NumPy's own function, so a file written
@@ -123,6 +127,15 @@ def save_json(obj: Any, path: str | os.PathLike) -> None:
 def save_text(text: str, path: str | os.PathLike) -> None:
     with atomic_open(path, "w") as handle:
         handle.write(text)
+
+
+def save_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str], path: str | os.PathLike) -> None:
+    """``rows`` under a header of ``columns`` (other keys ignored), written atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    save_text(buffer.getvalue(), path)
 
 
 def save_torch(obj: Any, path: str | os.PathLike) -> None:
