@@ -161,6 +161,16 @@ def _foreign_checkpoint(scratch: Scratch) -> None:
     torch.save({"state_dict": {"weight": torch.zeros(2)}}, scratch.tmp / "weights.pt")
 
 
+def _checkpoint_without_body_map(scratch: Scratch) -> None:
+    """The prior run's checkpoint as if trained on data without body-level classes (e.g. UTD-MHAD)."""
+    from ssmar.engine.checkpoint import load_checkpoint
+    from ssmar.runtime.io import save_torch
+
+    state = load_checkpoint(scratch.tmp / "prior" / "latest.pt")
+    state["meta"]["body_map"] = state["meta"]["body_names"] = None
+    save_torch(state, scratch.tmp / "nobody.pt")
+
+
 class MarkerPayload:
     """Unpickling this calls ``os.system``, which creates ``marker`` (tests/test_safe_loading.py asserts
     that it never appears)."""
@@ -380,6 +390,10 @@ CATALOGUE: list[BadInput] = [
     BadInput("checkpoint-is-directory", "a run directory passed as --checkpoint",
              ("eval", "--checkpoint", "{tmp}/prior", "--out", "{tmp}/ev"),
              "checkpoint {tmp}/prior is a directory; pass a file in it, e.g. {tmp}/prior/latest.pt"),
+    BadInput("submission-without-body-map", "--submission for data without MA-52's body-level classes",
+             ("eval", "--checkpoint", "{tmp}/nobody.pt", "--out", "{tmp}/ev", "--submission", "{tmp}/sub.csv"),
+             "--submission needs a body-level map (MA-52 data with body_map); this checkpoint's data has none",
+             _checkpoint_without_body_map),
     BadInput("eval-unknown-split", "eval on a split the data does not have",
              ("eval", "--checkpoint", "{tmp}/prior/latest.pt", "--data", "{tmp}/synth.pkl", "--split", "val",
               "--out", "{tmp}/ev"),

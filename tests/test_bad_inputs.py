@@ -44,6 +44,7 @@ def test_bad_input_prints_one_line_and_damages_nothing(row: BadInput, synth_file
     assert not (tmp_path / "pwned").exists(), "a payload in the bad input ran"
     if row.message.startswith("config:"):  # config values are checked before anything is written
         assert not (tmp_path / "run").exists(), "a bad config value left a work dir"
+    assert not (tmp_path / "ev").exists(), "a refused evaluation left an output folder"
 
 
 def test_docs_table_is_the_catalogue() -> None:

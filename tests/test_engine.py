@@ -15,9 +15,11 @@ from bad_inputs import SKELETON_DATA_ROWS, BadInput, Scratch
 from conftest import tiny_config
 from ssmar.cli.main import main
 from ssmar.config import load_config
+from ssmar.data.ma52 import ma52_body_map
 from ssmar.data.samplers import InfiniteSampler
 from ssmar.data.skeleton_format import load_skeleton_pickle
 from ssmar.data.splits import make_ssl_split
+from ssmar.engine.metrics import body_level_scores, classification_metrics
 from ssmar.engine.runs import run_training
 from ssmar.engine.trainer import Trainer
 from ssmar.errors import SsmarError
@@ -132,6 +134,20 @@ def test_eval_and_predict_round_trip(synth_file: Path, tmp_path: Path, capsys: p
     probabilities = [entry["probability"] for entry in result[0]["top"]]
     assert result[0]["clip"] == clip and len(probabilities) == 3
     assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1.0001
+
+
+def test_body_level_scores_rank_bodies_by_their_best_action() -> None:
+    """MA-52's body level (metrics and submission): a body class scores as its best action."""
+    body_map, body_names = ma52_body_map()
+    scores = np.random.default_rng(0).normal(size=(40, 52))
+    body = body_level_scores(scores, body_map)
+    assert body.shape == (40, 7)
+    assert (body.argmax(axis=1) == np.asarray(body_map)[scores.argmax(axis=1)]).all()
+    head = [action for action, b in enumerate(body_map) if b == 2]
+    assert body[3, 2] == scores[3, head].max()
+    true = scores.argmax(axis=1)  # perfect action predictions give perfect body predictions
+    metrics = classification_metrics(scores, true, [f"a{i}" for i in range(52)], body_map, body_names)
+    assert metrics["top1"] == metrics["body_top1"] == 100.0
 
 
 def test_cross_subject_validation_carve_out(synth_file: Path, tmp_path: Path) -> None:

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,38 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_predict)
 
 
-def predict_clips(recognizer: Any, annotations: list[dict], top: int) -> list[dict[str, Any]]:
-    """Top-``top`` classes with probabilities for each annotation."""
-    clips, _, names = recognizer.encode(annotations)
-    probabilities = recognizer.probabilities(clips)
-    class_names = recognizer.meta["class_names"]
-    results = []
-    for name, probs in zip(names, probabilities):
-        order = np.argsort(-probs)[:top]
-        results.append({"clip": name, "top": [{"class_id": int(i), "class": class_names[i],
-                                               "probability": float(probs[i])} for i in order]})
-    return results
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ssmar.engine.inference import load_recognizer
-    from ssmar.errors import SsmarError
+    from ssmar.engine.inference import load_recognizer, video_poses
 
     recognizer = load_recognizer(args.checkpoint, args.device)
-    if args.pose:
-        from ssmar.data.skeleton_format import load_skeleton_pickle
-
-        by_name = {ann["frame_dir"]: ann for ann in load_skeleton_pickle(args.pose)["annotations"]}
-        missing = [v for v in args.videos if Path(v).stem not in by_name]
-        if missing:
-            raise SsmarError(f"{args.pose} has no pose for {missing[0]} (clips are matched by file stem); "
-                             "drop --pose to extract it now")
-        annotations = [by_name[Path(v).stem] for v in args.videos]
-    else:
-        from ssmar.pose import extract_clip_pose
-
-        annotations = [extract_clip_pose(video) for video in args.videos]
-    results = predict_clips(recognizer, annotations, args.top)
+    results = recognizer.top_classes(video_poses(args.videos, args.pose), args.top)
     if args.json:
         print(json.dumps(results, indent=2))
     else:

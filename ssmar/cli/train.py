@@ -8,8 +8,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ssmar.config import load_config, set_key, validate_config
 from ssmar.errors import SsmarError
 
@@ -87,36 +85,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from ssmar.engine.fusion import metric_summary
-    from ssmar.engine.inference import load_recognizer
-    from ssmar.engine.metrics import classification_metrics, plot_confusion
-    from ssmar.runtime.io import save_json
+    from ssmar.engine.inference import evaluate_checkpoint
 
     if args.fuse:
         return cmd_fuse(args)
     if args.data_a or args.data_b:
         raise SsmarError("--data-a / --data-b go with --fuse; with --checkpoint use --data")
-    recognizer = load_recognizer(args.checkpoint, args.device)
-    encoded = recognizer.encode_source(args.data, args.split)
-    data_file, split, labels, names = encoded.source, encoded.split, encoded.labels, encoded.names
-    scores = recognizer.scores(encoded.clips)
-    meta = recognizer.meta
-    metrics = classification_metrics(scores, labels, meta["class_names"], meta.get("body_map"), meta.get("body_names"))
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval_{split}"
-    save_json({"checkpoint": str(args.checkpoint), "data": str(data_file), "split": split,
-               **{k: v for k, v in metrics.items() if k != "confusion"}}, out / "metrics.json")
-    np.save(out / "confusion.npy", np.asarray(metrics["confusion"]))
-    plot_confusion(np.asarray(metrics["confusion"]), meta["class_names"], str(out / "confusion.png"),
-                   title=f"{Path(args.checkpoint).name} on {split}: top-1 {metrics['top1']:.1f}%")
-    if args.submission:
-        from ssmar.data.ma52 import write_submission
-
-        order = np.argsort(-scores, axis=1)[:, :5]
-        body_map = meta.get("body_map")
-        if body_map is None:
-            raise SsmarError("--submission needs a body-level map (MA-52 data with body_map); this data has none")
-        body_scores = np.stack([scores[:, np.asarray(body_map) == b].max(axis=1)
-                                for b in range(max(body_map) + 1)], axis=1)
-        write_submission(args.submission, names, order, np.argsort(-body_scores, axis=1)[:, :5])
+    metrics, out = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.device, args.out, args.submission)
     print(json.dumps(metric_summary(metrics)))
     print(f"metrics and confusion matrix in {out}")
     return 0
@@ -125,7 +100,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_fuse(args: argparse.Namespace) -> int:
     """``ssmar eval --fuse A B``: metrics of A, B and their late fusion on the clips both scored."""
     from ssmar.engine.fusion import evaluate_fusion, metric_summary, parse_weights
-    from ssmar.engine.metrics import plot_confusion
+    from ssmar.engine.metrics import save_confusion
     from ssmar.runtime.io import save_json
 
     if args.data or args.submission:
@@ -133,10 +108,9 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     weights = parse_weights(args.weights, len(args.fuse))
     result, fused = evaluate_fusion(args.fuse, [args.data_a, args.data_b], weights, args.split, args.device)
     out = Path(args.out) if args.out else Path(args.fuse[0]).parent / "fusion"
-    confusion = np.asarray(result.pop("confusion"))
+    confusion = result.pop("confusion")
     save_json({"checkpoints": [str(c) for c in args.fuse], **result}, out / "metrics.json")
-    np.save(out / "confusion.npy", confusion)
-    plot_confusion(confusion, fused.class_names, str(out / "confusion.png"),
+    save_confusion(confusion, fused.class_names, out,
                    title=f"late fusion ({args.weights}): top-1 {result['fused']['top1']:.1f}%")
     for model in result["models"]:
         print(json.dumps(model))

@@ -21,7 +21,7 @@ from ssmar.data.layouts import LAYOUTS, get_layout, layout_for_joint_count
 from ssmar.data.preprocess import CHANNELS, has_score
 from ssmar.data.skeleton_format import read_pickle, validate_skeleton_data
 from ssmar.errors import SsmarError
-from ssmar.runtime.io import atomic_open, save_pickle
+from ssmar.runtime.io import save_npy, save_pickle
 
 
 def coordinate_count(channels: str) -> int:
@@ -178,8 +178,7 @@ def export_arrays(data: dict[str, Any], out_dir: str | os.PathLike, channels: st
     written = []
     for split, array, labels in outputs:
         data_path, label_path = Path(out_dir) / f"{split}_data.npy", Path(out_dir) / f"{split}_label.pkl"
-        with atomic_open(data_path, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
+        save_npy(array, data_path)
         save_pickle(labels, label_path)
         written += [data_path, label_path]
     return written

@@ -36,13 +36,11 @@ class ScoredClips:
 def score_checkpoint(checkpoint: str | Path, data: str | Path | None = None, split: str | None = None,
                      device: str = "cpu") -> ScoredClips:
     """Softmax probabilities of ``checkpoint`` on its evaluation data (or on ``data``)."""
-    import torch
-
     from ssmar.engine.inference import load_recognizer
 
     recognizer = load_recognizer(checkpoint, device)
     encoded = recognizer.encode_source(data, split)
-    probs = torch.softmax(torch.from_numpy(recognizer.scores(encoded.clips)), dim=1).numpy()
+    probs = recognizer.probabilities(encoded.clips)
     meta = recognizer.meta
     return ScoredClips(probs, encoded.labels, encoded.names, list(meta["class_names"]), meta.get("body_map"),
                        meta.get("body_names"), source=encoded.source)

@@ -92,6 +92,17 @@ class Recognizer:
     def probabilities(self, clips: torch.Tensor) -> np.ndarray:
         return torch.softmax(torch.from_numpy(self.scores(clips)), dim=1).numpy()
 
+    def top_classes(self, annotations: list[dict], top: int) -> list[dict[str, Any]]:
+        """Per clip: its name and the ``top`` most probable classes with their probabilities."""
+        clips, _, names = self.encode(annotations)
+        class_names = self.meta["class_names"]
+        results = []
+        for name, probs in zip(names, self.probabilities(clips)):
+            order = np.argsort(-probs)[:top]
+            results.append({"clip": name, "top": [{"class_id": int(i), "class": class_names[i],
+                                                   "probability": float(probs[i])} for i in order]})
+        return results
+
 
 def load_recognizer(checkpoint: str | Path, device: str = "cpu") -> Recognizer:
     state = load_checkpoint(checkpoint)
@@ -113,3 +124,49 @@ def load_recognizer(checkpoint: str | Path, device: str = "cpu") -> Recognizer:
     score_outputs = algorithm.inference_scores(state["algorithm"], state["config"]["algorithm"]["params"], torch_device)
     return Recognizer(model=model, config=state["config"], meta=meta, layout=layout, device=torch_device,
                       score_outputs=score_outputs)
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None, split: str | None = None,
+                        device: str = "cpu", out: str | Path | None = None,
+                        submission: str | Path | None = None) -> tuple[dict[str, Any], Path]:
+    """Score ``checkpoint`` on its evaluation split (or ``data`` / ``split``) and write ``metrics.json``
+    and the confusion matrix to ``out`` (default: ``eval_<split>`` beside the checkpoint), plus, with
+    ``submission``, MA-52 challenge predictions. Returns the metrics and the output directory."""
+    from ssmar.engine.metrics import body_level_scores, classification_metrics, save_confusion
+    from ssmar.runtime.io import save_json
+
+    recognizer = load_recognizer(checkpoint, device)
+    meta = recognizer.meta
+    if submission and meta.get("body_map") is None:
+        raise SsmarError("--submission needs a body-level map (MA-52 data with body_map); this checkpoint's data "
+                         "has none")
+    encoded = recognizer.encode_source(data, split)
+    scores = recognizer.scores(encoded.clips)
+    metrics = classification_metrics(scores, encoded.labels, meta["class_names"], meta.get("body_map"),
+                                     meta.get("body_names"))
+    out = Path(out) if out else Path(checkpoint).parent / f"eval_{encoded.split}"
+    save_json({"checkpoint": str(checkpoint), "data": encoded.source, "split": encoded.split,
+               **{k: v for k, v in metrics.items() if k != "confusion"}}, out / "metrics.json")
+    save_confusion(metrics["confusion"], meta["class_names"], out,
+                   title=f"{Path(checkpoint).name} on {encoded.split}: top-1 {metrics['top1']:.1f}%")
+    if submission:
+        from ssmar.data.ma52 import write_submission
+
+        body_order = np.argsort(-body_level_scores(scores, meta["body_map"]), axis=1)[:, :5]
+        write_submission(submission, encoded.names, np.argsort(-scores, axis=1)[:, :5], body_order)
+    return metrics, out
+
+
+def video_poses(videos: list[str], pose_file: str | Path | None = None) -> list[dict]:
+    """One pose annotation per video: looked up by file stem in ``pose_file``, else extracted now
+    with MediaPipe."""
+    if pose_file is None:
+        from ssmar.pose import extract_clip_pose
+
+        return [extract_clip_pose(video) for video in videos]
+    by_name = {ann["frame_dir"]: ann for ann in load_skeleton_pickle(pose_file)["annotations"]}
+    missing = [video for video in videos if Path(video).stem not in by_name]
+    if missing:
+        raise SsmarError(f"{pose_file} has no pose for {missing[0]} (clips are matched by file stem); "
+                         "drop --pose to extract it now")
+    return [by_name[Path(video).stem] for video in videos]

@@ -7,6 +7,7 @@ action- and body-level micro and macro F1.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -53,9 +54,7 @@ def classification_metrics(scores: np.ndarray, true: np.ndarray, class_names: Se
         body_map_arr = np.asarray(body_map)
         num_body = int(body_map_arr.max()) + 1
         body_true = body_map_arr[true]
-        # Body-level scores: a body class scores as its best action.
-        body_scores = np.stack([scores[:, body_map_arr == b].max(axis=1) for b in range(num_body)], axis=1)
-        body_order = np.argsort(-body_scores, axis=1)
+        body_order = np.argsort(-body_level_scores(scores, body_map), axis=1)
         body_confusion = confusion_matrix(body_true, body_order[:, 0], num_body)
         body_micro, body_macro = f1_scores(body_confusion)
         metrics.update({
@@ -67,6 +66,21 @@ def classification_metrics(scores: np.ndarray, true: np.ndarray, class_names: Se
             "body_names": list(body_names) if body_names else [f"body_{b}" for b in range(num_body)],
         })
     return metrics
+
+
+def body_level_scores(scores: np.ndarray, body_map: Sequence[int]) -> np.ndarray:
+    """``[N, B]`` body-level scores from action scores ``[N, K]``: a body class scores as its best
+    action (MA-52's rule, used for its body-level metrics and submission)."""
+    body_map_arr = np.asarray(body_map)
+    return np.stack([scores[:, body_map_arr == b].max(axis=1) for b in range(int(body_map_arr.max()) + 1)], axis=1)
+
+
+def save_confusion(confusion: np.ndarray, class_names: Sequence[str], out_dir: str | Path, title: str) -> None:
+    """``confusion.npy`` and its plot ``confusion.png`` in ``out_dir`` (each written atomically)."""
+    from ssmar.runtime.io import save_npy
+
+    save_npy(np.asarray(confusion), Path(out_dir) / "confusion.npy")
+    plot_confusion(np.asarray(confusion), class_names, str(Path(out_dir) / "confusion.png"), title=title)
 
 
 def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: str, title: str = "") -> None:

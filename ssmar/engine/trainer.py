@@ -33,7 +33,7 @@ from ssmar.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, plain_st
 from ssmar.engine.ema import ModelEMA
 from ssmar.engine.evaluate import predict_scores
 from ssmar.engine.inputs import build_augmentations, prepare_data
-from ssmar.engine.metrics import classification_metrics, plot_confusion
+from ssmar.engine.metrics import classification_metrics, save_confusion
 from ssmar.engine.schedule import build_optimizer, warmup_cosine
 from ssmar.errors import SsmarError
 from ssmar.models import backbone_params, build_model
@@ -424,8 +424,7 @@ class Trainer:
 
     def _write_final(self, final: dict[str, Any]) -> None:
         confusion = np.asarray(final["confusion"])
-        np.save(self.work_dir / "confusion.npy", confusion)
-        plot_confusion(confusion, self.data.class_names, str(self.work_dir / "confusion.png"),
+        save_confusion(confusion, self.data.class_names, self.work_dir,
                        title=f"{self.cfg['algorithm']['name']}: top-1 {final['top1']:.1f}%")
         self.logger.info(f"final: top1={final['top1']:.2f} top5={final['top5']:.2f} "
                          f"mean_class_acc={final['mean_class_acc']:.2f} f1_macro={final['f1_macro']:.2f} "

@@ -138,6 +138,14 @@ def save_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str], path: str |
     save_text(buffer.getvalue(), path)
 
 
+def save_npy(array: Any, path: str | os.PathLike) -> None:
+    """A NumPy array as ``.npy`` (no pickled objects inside), written atomically."""
+    import numpy as np
+
+    with atomic_open(path, "wb") as handle:
+        np.save(handle, np.asarray(array), allow_pickle=False)
+
+
 def save_torch(obj: Any, path: str | os.PathLike) -> None:
     import torch
 
