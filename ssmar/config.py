@@ -14,6 +14,7 @@ import copy
 import difflib
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -308,12 +309,16 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
     """Defaults, then the YAML file (with ``_base_`` inheritance), then overrides."""
     cfg = copy.deepcopy(DEFAULTS)
     if path is not None:
-        _merge(cfg, _read_yaml(Path(path)), source=str(path))
+        loaded = _read_yaml(Path(path))
+        _reject_glued_colons(loaded, "", str(path))
+        _merge(cfg, loaded, source=str(path))
     for item in overrides or []:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise SsmarError(f"override '{item}' is not key=value; write e.g. train.epochs=20")
-        set_key(cfg, key.strip(), yaml.safe_load(raw) if raw.strip() else None, source="command line")
+        value = yaml.safe_load(raw) if raw.strip() else None
+        _reject_glued_colons(value, key.strip() + ".", "command line")
+        set_key(cfg, key.strip(), value, source="command line")
     validate_config(cfg)
     return cfg
 
@@ -349,6 +354,24 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     merged = _read_yaml((path.parent / base).resolve())
     _deep_update(merged, loaded)
     return merged
+
+
+_GLUED_KEY = re.compile(r"^[A-Za-z_][\w.]*:\S")
+
+
+def _reject_glued_colons(value: Any, prefix: str, source: str) -> None:
+    """YAML reads ``{threshold:2}`` (no space after the colon) as one key 'threshold:2' without a
+    value; name that mistake instead of reporting an unknown key or a missing option later."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if inner is None and isinstance(key, str) and _GLUED_KEY.match(key):
+                name, _, rest = key.partition(":")
+                raise SsmarError(f"{source}: '{prefix}{key}' reads as one key without a value; YAML needs a space "
+                                 f"after the colon: write '{name}: {rest}'")
+            _reject_glued_colons(inner, f"{prefix}{key}.", source)
+    elif isinstance(value, list):
+        for item in value:
+            _reject_glued_colons(item, prefix, source)
 
 
 def _merge(cfg: dict[str, Any], update: dict[str, Any], source: str, prefix: str = "") -> None:

@@ -357,6 +357,10 @@ CATALOGUE: list[BadInput] = [
     BadInput("unknown-labeller", "APLT labeller that does not exist",
              train("algorithm.name=aplt", "algorithm.params.labeller=kmean"),
              "unknown labeller 'kmean'; choose one of ['kmeans', 'labelprop', 'multiproto', 'posterior']"),
+    BadInput("yaml-colon-without-space", "a YAML mapping written without the space after its colon",
+             train("algorithm.name=aplt", "algorithm.params.screen_params={threshold:0.9}"),
+             "command line: 'algorithm.params.screen_params.threshold:0.9' reads as one key without a value; YAML "
+             "needs a space after the colon: write 'threshold: 0.9'"),
     # ---------------------------------------------------------------- files: work dir, checkpoints, outputs
     BadInput("unwritable-work-dir", "work dir that cannot be created (its parent is a file)",
              train(work_dir="{tmp}/afile/run"),

@@ -18,7 +18,7 @@ from ssmar.config import load_config
 from ssmar.data.ma52 import ma52_body_map
 from ssmar.data.samplers import InfiniteSampler
 from ssmar.data.skeleton_format import load_skeleton_pickle
-from ssmar.data.splits import make_ssl_split
+from ssmar.data.splits import make_ssl_split, short_classes
 from ssmar.engine.metrics import body_level_scores, classification_metrics
 from ssmar.engine.runs import run_training
 from ssmar.engine.trainer import Trainer
@@ -42,6 +42,17 @@ def test_ssl_split_is_stratified_deterministic_and_keeps_one_label_per_class() -
     assert per_class.tolist() == [5, 2, 1, 1, 1]  # round(10 %), at least one each
     by_count, _ = make_ssl_split(labels, seed=0, per_class=3)
     assert np.bincount(labels[by_count], minlength=5).tolist() == [3, 3, 3, 2, 1]
+    assert short_classes(labels, by_count, 3) == [3, 4]  # the two classes that had fewer than 3 clips
+    assert short_classes(labels, by_count, 2) == [4]
+    with_unknown = np.concatenate([labels, [-1, -1]])  # clips not labelled yet never count as a class's
+    assert short_classes(with_unknown, make_ssl_split(with_unknown, seed=0, per_class=3)[0], 3) == [3, 4]
+
+
+def test_training_warns_when_a_class_has_fewer_clips_than_labels_per_class(synth_file: Path, tmp_path: Path) -> None:
+    run_training(tiny_config(synth_file, tmp_path, "algorithm.name=supervised", "data.labels_per_class=1000",
+                             "train.epochs=1", "train.steps_per_epoch=1"))
+    log = (tmp_path / "log.txt").read_text()
+    assert "data.labels_per_class=1000, but" in log and "none is left unlabelled" in log
 
 
 @pytest.mark.parametrize("ratio", [0.0, 1.5, -0.1])

@@ -50,6 +50,14 @@ def make_ssl_split(labels: np.ndarray, seed: int, ratio: float | None = None,
     return labelled, unlabelled
 
 
+def short_classes(labels: np.ndarray, labelled: np.ndarray, per_class: int) -> list[int]:
+    """Classes with fewer known clips than ``per_class``: all of them went to the labelled part
+    (``labelled`` positions into ``labels``), so the request was not met and none is left unlabelled."""
+    counts = np.bincount(labels[labels >= 0], minlength=0)
+    taken = np.bincount(labels[labelled], minlength=len(counts))
+    return [int(c) for c in np.flatnonzero((counts > 0) & (counts < per_class) & (taken == counts))]
+
+
 def load_or_make_split(path: Path | None, names: Sequence[str], labels: np.ndarray, params: dict[str, Any],
                        num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Reuse ``path`` when it was made with the same ``params``; otherwise create and save it.

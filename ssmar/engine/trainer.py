@@ -28,6 +28,7 @@ from ssmar.algorithms.base import Algorithm, Batch, StepResult
 from ssmar.algorithms.context import Augment, TrainContext
 from ssmar.config import dump_config, validate_config
 from ssmar.data.samplers import InfiniteSampler
+from ssmar.data.splits import short_classes
 from ssmar.data.types import PreparedData
 from ssmar.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, plain_state, resolve_device
 from ssmar.engine.ema import ModelEMA
@@ -366,6 +367,7 @@ class Trainer:
             self.writer = SummaryWriter(str(self.work_dir / "tb"), purge_step=self.context.step or None)
             self.logger.info(f"data: {self.data.info}; algorithm: {cfg['algorithm']['name']}; "
                              f"{epochs} epochs x {self.steps_per_epoch} steps on {self.device}")
+            self._warn_short_classes()
         bar = tqdm(total=self.total_steps, initial=self.context.step, desc=cfg["algorithm"]["name"], unit="step",
                    dynamic_ncols=True, leave=False, file=sys.stderr, mininterval=1.0) if self.context.progress else None
         final: dict[str, Any] = {}
@@ -407,6 +409,17 @@ class Trainer:
         if self.writer is not None:
             self.writer.close()
         return final
+
+    def _warn_short_classes(self) -> None:
+        """Say so when data.labels_per_class asks for more labels than a class has clips."""
+        per_class = self.cfg["data"]["labels_per_class"]
+        if not per_class:
+            return
+        short = short_classes(self.data.train.labels.numpy(), self.data.labelled.numpy(), per_class)
+        if short:
+            names = ", ".join(self.data.class_names[c] for c in short[:5]) + (" ..." if len(short) > 5 else "")
+            self.logger.warning(f"data.labels_per_class={per_class}, but {len(short)} class(es) have fewer training "
+                                f"clips ({names}): all of their clips are labelled and none is left unlabelled")
 
     def _log_epoch(self, record: dict[str, Any]) -> None:
         scalars = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "epoch"}
