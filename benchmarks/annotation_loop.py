@@ -16,7 +16,7 @@ a rerun; an interrupted training resumes from its ``latest.pt``.
 
     python benchmarks/annotation_loop.py --data data/utd_mhad.pkl -c configs/utd_mhad.yaml \\
         --methods aplt,fixmatch --strategies random,uncertainty,diversity,typiclust --seeds 0,1,2,3,4 \\
-        --rounds 3 --work-dir work_dirs/annotation_loop [key=value ...]
+        --rounds 3 --work-dir work_dirs/annotation_loop [--jobs N] [key=value ...]
 """
 
 from __future__ import annotations
@@ -94,21 +94,33 @@ def run_cell(args: argparse.Namespace, truth: dict[str, Any], method: str, strat
     return record
 
 
-def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_chain(args: argparse.Namespace, method: str, seed: int) -> list[dict[str, Any]]:
+    """Every round of every strategy for one method and seed (they share round 0)."""
     truth = load_skeleton_pickle(args.data)
+    start = starting_labels(truth, seed)
+    first = run_cell(args, truth, method, "start", seed, 0, start)
     records = []
-    for seed in args.seeds:
-        start = starting_labels(truth, seed)
-        for method in args.methods:
-            first = run_cell(args, truth, method, "start", seed, 0, start)
-            for strategy in args.strategies:
-                records.append({**first, "strategy": strategy})
-                labelled = start + first["picks"][strategy]
-                for round_ in range(1, args.rounds + 1):
-                    record = run_cell(args, truth, method, strategy, seed, round_, labelled)
-                    records.append(record)
-                    labelled = labelled + record["picks"].get(strategy, [])
+    for strategy in args.strategies:
+        records.append({**first, "strategy": strategy})
+        labelled = start + first["picks"][strategy]
+        for round_ in range(1, args.rounds + 1):
+            record = run_cell(args, truth, method, strategy, seed, round_, labelled)
+            records.append(record)
+            labelled = labelled + record["picks"].get(strategy, [])
     return records
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """All (method, seed) chains, ``--jobs`` of them side by side (each a process of its own)."""
+    chains = [(method, seed) for seed in args.seeds for method in args.methods]
+    if args.jobs <= 1:
+        return [record for method, seed in chains for record in run_chain(args, method, seed)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(run_chain, args, method, seed) for method, seed in chains]
+        return [record for future in futures for record in future.result()]
 
 
 def tables(records: list[dict[str, Any]]) -> str:
@@ -153,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--budget", type=int, help="clips per round (default: one per class)")
     parser.add_argument("--work-dir", type=Path, default=Path("work_dirs/annotation_loop"))
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="(method, seed) chains trained side by side, one process each (use threads=1)")
     parser.add_argument("overrides", nargs="*", help="config key=value overrides (e.g. a smaller budget)")
     args = parser.parse_args(argv)
     if "random" not in args.strategies:
