@@ -95,18 +95,18 @@ def run_cell(args: argparse.Namespace, truth: dict[str, Any], method: str, strat
 
 
 def run_chain(args: argparse.Namespace, method: str, seed: int) -> list[dict[str, Any]]:
-    """Every round of every strategy for one method and seed (they share round 0)."""
+    """Every round of every strategy for one method and seed (they share round 0), round by round, so
+    that a run cut short still holds every strategy at the same label counts."""
     truth = load_skeleton_pickle(args.data)
     start = starting_labels(truth, seed)
     first = run_cell(args, truth, method, "start", seed, 0, start)
-    records = []
-    for strategy in args.strategies:
-        records.append({**first, "strategy": strategy})
-        labelled = start + first["picks"][strategy]
-        for round_ in range(1, args.rounds + 1):
-            record = run_cell(args, truth, method, strategy, seed, round_, labelled)
+    records = [{**first, "strategy": strategy} for strategy in args.strategies]
+    labelled = {strategy: start + first["picks"][strategy] for strategy in args.strategies}
+    for round_ in range(1, args.rounds + 1):
+        for strategy in args.strategies:
+            record = run_cell(args, truth, method, strategy, seed, round_, labelled[strategy])
             records.append(record)
-            labelled = labelled + record["picks"].get(strategy, [])
+            labelled[strategy] = labelled[strategy] + record["picks"].get(strategy, [])
     return records
 
 
