@@ -37,6 +37,7 @@ from ssmar.data.skeleton_format import load_skeleton_pickle, save_skeleton_pickl
 from ssmar.data.splits import stratified_pick
 from ssmar.engine.runs import run_training
 from ssmar.engine.suggest import suggest
+from ssmar.errors import SsmarError
 from ssmar.runtime.io import save_json, save_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -74,7 +75,12 @@ def run_cell(args: argparse.Namespace, truth: dict[str, Any], method: str, strat
     cell = args.work_dir / method / (strategy if round_ else "start") / f"seed{seed}" / f"round{round_}"
     done = cell / CELL_FILE
     if done.is_file():
-        return json.loads(done.read_text())
+        record = json.loads(done.read_text())
+        if record.get("overrides", []) != args.overrides or record.get("budget") != args.budget:
+            raise SsmarError(f"{done} was made with overrides {record.get('overrides', [])} and budget "
+                             f"{record.get('budget')}, this run has {args.overrides} and {args.budget}; "
+                             "use another --work-dir")
+        return record
     cell.mkdir(parents=True, exist_ok=True)
     round_data(truth, labelled, cell / "data.pkl")
     cfg = load_config(args.config, [*args.overrides, f"data.file={cell / 'data.pkl'}", "data.labelled_ratio=1.0",
@@ -89,7 +95,7 @@ def run_cell(args: argparse.Namespace, truth: dict[str, Any], method: str, strat
             picks[name] = [row["clip"] for row in result.rows]
     record = {"method": method, "strategy": strategy, "seed": seed, "round": round_, "labelled": len(labelled),
               "labels_per_class": len(labelled) / len(truth["class_names"]), "top1": final["top1"],
-              "picks": picks, "labelled_clips": labelled}
+              "picks": picks, "labelled_clips": labelled, "overrides": args.overrides, "budget": args.budget}
     save_json(record, done)
     return record
 
@@ -171,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if "random" not in args.strategies:
         parser.error("--strategies must include random: every strategy is compared with it")
-    records = run(args)
+    try:
+        records = run(args)
+    except SsmarError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     with io.StringIO() as buffer:
         writer = csv.DictWriter(buffer, fieldnames=["method", "strategy", "seed", "round", "labels_per_class",
                                                     "labelled", "top1"], extrasaction="ignore", lineterminator="\n")
