@@ -70,8 +70,9 @@ def round_data(truth: dict[str, Any], labelled: list[str], path: Path) -> None:
 
 
 def run_cell(args: argparse.Namespace, truth: dict[str, Any], method: str, strategy: str, seed: int, round_: int,
-             labelled: list[str]) -> dict[str, Any]:
-    """Train one round on ``labelled`` and ask ``strategy`` for the next clips; cached in cell.json."""
+             labelled: list[str]) -> dict[str, Any] | None:
+    """Train one round on ``labelled`` and ask ``strategy`` for the next clips; cached in cell.json.
+    With ``--tables-only``, a cell not cached yet is None (nothing is trained)."""
     cell = args.work_dir / method / (strategy if round_ else "start") / f"seed{seed}" / f"round{round_}"
     done = cell / CELL_FILE
     if done.is_file():
@@ -81,6 +82,8 @@ def run_cell(args: argparse.Namespace, truth: dict[str, Any], method: str, strat
                              f"{record.get('budget')}, this run has {args.overrides} and {args.budget}; "
                              "use another --work-dir")
         return record
+    if args.tables_only:
+        return None
     cell.mkdir(parents=True, exist_ok=True)
     round_data(truth, labelled, cell / "data.pkl")
     cfg = load_config(args.config, [*args.overrides, f"data.file={cell / 'data.pkl'}", "data.labelled_ratio=1.0",
@@ -106,11 +109,16 @@ def run_chain(args: argparse.Namespace, method: str, seed: int) -> list[dict[str
     truth = load_skeleton_pickle(args.data)
     start = starting_labels(truth, seed)
     first = run_cell(args, truth, method, "start", seed, 0, start)
+    if first is None:
+        return []
     records = [{**first, "strategy": strategy} for strategy in args.strategies]
     labelled = {strategy: start + first["picks"][strategy] for strategy in args.strategies}
     for round_ in range(1, args.rounds + 1):
-        for strategy in args.strategies:
+        for strategy in list(labelled):
             record = run_cell(args, truth, method, strategy, seed, round_, labelled[strategy])
+            if record is None:  # --tables-only: this strategy's later rounds cannot exist either
+                del labelled[strategy]
+                continue
             records.append(record)
             labelled[strategy] = labelled[strategy] + record["picks"].get(strategy, [])
     return records
@@ -171,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--budget", type=int, help="clips per round (default: one per class)")
     parser.add_argument("--work-dir", type=Path, default=Path("work_dirs/annotation_loop"))
+    parser.add_argument("--tables-only", action="store_true",
+                        help="train nothing: tables from the cells already cached (e.g. while a run goes on)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="(method, seed) chains trained side by side, one process each (use threads=1)")
     parser.add_argument("overrides", nargs="*", help="config key=value overrides (e.g. a smaller budget)")

@@ -42,5 +42,8 @@ def test_rounds_add_the_strategy_picks_and_rerun_reads_the_cache(synth_file: Pat
 
     assert loop.main(argv) == 0  # every cell cached: same table, nothing retrained
     assert list(csv.DictReader((tmp_path / "loop" / "results.csv").open())) == rows
+    more = [*argv, "--seeds", "0,1", "--tables-only"]  # seed 1 never ran: left out, not trained
+    assert loop.main(more) == 0 and not (tmp_path / "loop/supervised/start/seed1").exists()
+    assert list(csv.DictReader((tmp_path / "loop" / "results.csv").open())) == rows
     assert loop.main([*argv, "train.epochs=2"]) == 2  # other settings never reuse these cells
     assert "use another --work-dir" in capsys.readouterr().err
