@@ -22,7 +22,6 @@ a rerun; an interrupted training resumes from its ``latest.pt``.
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import sys
@@ -38,7 +37,7 @@ from ssmar.data.splits import stratified_pick
 from ssmar.engine.runs import run_training
 from ssmar.engine.suggest import suggest
 from ssmar.errors import SsmarError
-from ssmar.runtime.io import save_json, save_text
+from ssmar.runtime.io import save_csv, save_json, save_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paired import format_difference  # noqa: E402  (a sibling script)
@@ -192,12 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     except SsmarError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    with io.StringIO() as buffer:
-        writer = csv.DictWriter(buffer, fieldnames=["method", "strategy", "seed", "round", "labels_per_class",
-                                                    "labelled", "top1"], extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
-        save_text(buffer.getvalue(), args.work_dir / "results.csv")
+    save_csv(records, ["method", "strategy", "seed", "round", "labels_per_class", "labelled", "top1"],
+             args.work_dir / "results.csv")
     table = tables(records)
     save_text(table, args.work_dir / "results.md")
     print(table)

@@ -53,7 +53,7 @@ def make_ssl_split(labels: np.ndarray, seed: int, ratio: float | None = None,
 def short_classes(labels: np.ndarray, labelled: np.ndarray, per_class: int) -> list[int]:
     """Classes with fewer known clips than ``per_class``: all of them went to the labelled part
     (``labelled`` positions into ``labels``), so the request was not met and none is left unlabelled."""
-    counts = np.bincount(labels[labels >= 0], minlength=0)
+    counts = np.bincount(labels[labels >= 0])
     taken = np.bincount(labels[labelled], minlength=len(counts))
     return [int(c) for c in np.flatnonzero((counts > 0) & (counts < per_class) & (taken == counts))]
 

@@ -79,8 +79,9 @@ def save_confusion(confusion: np.ndarray, class_names: Sequence[str], out_dir: s
     """``confusion.npy`` and its plot ``confusion.png`` in ``out_dir`` (each written atomically)."""
     from ssmar.runtime.io import save_npy
 
-    save_npy(np.asarray(confusion), Path(out_dir) / "confusion.npy")
-    plot_confusion(np.asarray(confusion), class_names, str(Path(out_dir) / "confusion.png"), title=title)
+    confusion = np.asarray(confusion)
+    save_npy(confusion, Path(out_dir) / "confusion.npy")
+    plot_confusion(confusion, class_names, str(Path(out_dir) / "confusion.png"), title=title)
 
 
 def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: str, title: str = "") -> None:
