@@ -61,7 +61,9 @@ DEFAULTS: dict[str, Any] = {
         "temporal_kernel": 9,
         "dropout": 0.0,
         "head_dropout": 0.0,
-        "motion": False,  # stgcn: also feed frame-to-frame joint displacements (computed after augmentation)
+        # skeleton backbones: input streams stacked as channels (early fusion), computed inside the model after
+        # augmentation: joint, bone, joint_motion, bone_motion (ssmar/data/streams.py)
+        "streams": ["joint"],
         # tsm_resnet only (each backbone takes the keys its constructor names)
         "depth": 50,  # 18 | 34 | 50 | 101
         "shift_div": 8,  # 1/shift_div of the channels shift each way in time
@@ -237,7 +239,7 @@ SCHEMA: dict[str, Any] = {
         "temporal_kernel": POSITIVE,
         "dropout": number(0.0, 1.0, high_open=True),
         "head_dropout": number(0.0, 1.0, high_open=True),
-        "motion": FLAG,
+        "streams": list_of(TEXT, min_length=1),  # names checked by ssmar.data.streams.check_streams
         "depth": one_of(18, 34, 50, 101),
         "shift_div": POSITIVE,
         "pretrained": OPTIONAL_TEXT,

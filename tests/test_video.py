@@ -63,7 +63,7 @@ def test_model_keys_of_another_backbone_are_rejected_unless_left_at_their_defaul
         build_model({**section, "channels": [8]}, 5, None, 3)
     stgcn = load_config(None, ["model.depth=18"])["model"]
     with pytest.raises(SsmarError, match=r"model.depth=18: not a setting of model.name=stgcn"):
-        build_model(stgcn, 5, torch.ones(3, 4, 4), 3)
+        build_model(stgcn, 5, None, 3)
 
 
 def test_clips_of_a_batch_do_not_mix() -> None:

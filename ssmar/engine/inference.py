@@ -113,8 +113,7 @@ def load_recognizer(checkpoint: str | Path, device: str = "cpu") -> Recognizer:
     torch_device = resolve_device(device)
     # The checkpoint holds every weight: never fetch pretrained ones again.
     model_cfg = {**meta["model"], "pretrained": None}
-    model = build_model(model_cfg, meta["num_classes"], layout.adjacency("spatial") if layout else None,
-                        meta["in_channels"])
+    model = build_model(model_cfg, meta["num_classes"], layout, meta["in_channels"])
     try:
         model.load_state_dict(state["ema"])
     except RuntimeError as exc:

@@ -155,8 +155,7 @@ class Trainer:
 
         train_cfg = cfg["train"]
         in_channels = self.data.train.clips.shape[1]
-        adjacency = self.data.layout.adjacency("spatial") if self.data.layout is not None else None
-        self.model = build_model(cfg["model"], self.data.num_classes, adjacency, in_channels).to(self.device)
+        self.model = build_model(cfg["model"], self.data.num_classes, self.data.layout, in_channels).to(self.device)
         if train_cfg["sync_bn"] and self.dist.world_size > 1:
             self.model = distributed.convert_sync_batchnorm(self.model)
         # bfloat16 autocast needs no GradScaler (fp32's exponent range); both options are CUDA-only.

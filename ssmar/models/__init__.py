@@ -16,13 +16,16 @@ from typing import Any
 import torch.nn as nn
 
 from ssmar.config import DEFAULTS
+from ssmar.data.layouts import Layout
+from ssmar.data.streams import bone_parents, check_streams
 from ssmar.errors import SsmarError
 
 BACKBONES = {
     "stgcn": "ssmar.models.stgcn:STGCN",
     "tsm_resnet": "ssmar.models.tsm:TSMResNet",
 }
-FROM_DATA = ("num_classes", "adjacency", "in_channels")  # constructor arguments the data decides
+FROM_DATA = ("num_classes", "adjacency", "parents", "in_channels")  # constructor arguments the data decides
+SKELETON_ONLY = ("adjacency", "parents")  # a backbone that takes these needs skeleton data
 
 
 def backbone_class(name: str) -> type:
@@ -30,6 +33,17 @@ def backbone_class(name: str) -> type:
         raise SsmarError(f"unknown model.name '{name}'; choose one of: {', '.join(BACKBONES)}")
     module_name, _, class_name = BACKBONES[name].partition(":")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def upgrade_model_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A ``model`` section written before ``model.streams`` existed (``motion: true`` fed joints and their
+    motion, in that channel order), in today's keys; other sections unchanged."""
+    if "motion" not in cfg:
+        return cfg
+    cfg = dict(cfg)
+    motion = cfg.pop("motion")
+    cfg.setdefault("streams", ["joint", "joint_motion"] if motion else ["joint"])
+    return cfg
 
 
 def backbone_params(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -44,19 +58,27 @@ def backbone_params(cfg: dict[str, Any]) -> dict[str, Any]:
         raise SsmarError(f"{settings}: not a setting of model.name={name}, which takes "
                          f"{', '.join(f'model.{key}' for key in sorted(accepted))}; remove it or choose the "
                          "backbone it belongs to")
-    return {key: value for key, value in cfg.items() if key in accepted}
+    params = {key: value for key, value in cfg.items() if key in accepted}
+    if "streams" in params:
+        params["streams"] = list(check_streams(params["streams"]))
+    return params
 
 
-def build_model(cfg: dict[str, Any], num_classes: int, adjacency: Any | None, in_channels: int) -> nn.Module:
+def build_model(cfg: dict[str, Any], num_classes: int, layout: Layout | None, in_channels: int) -> nn.Module:
     """Build the backbone named by ``cfg['name']`` (``model`` section of the config).
 
-    ``adjacency`` is the skeleton graph (None for video data).
+    ``layout`` is the skeleton format (None for video data): graph backbones take its adjacency and the
+    bone parents of their input streams.
     """
+    cfg = upgrade_model_cfg(cfg)
     name = cfg.get("name", "stgcn")
     params = backbone_params(cfg)
-    if name == "stgcn":
-        if adjacency is None:
-            raise SsmarError("model.name=stgcn needs skeleton data (data.type=skeleton); "
+    cls = backbone_class(name)
+    takes = set(inspect.signature(cls).parameters)
+    data_args: dict[str, Any] = {"num_classes": num_classes, "in_channels": in_channels}
+    if takes & set(SKELETON_ONLY):
+        if layout is None:
+            raise SsmarError(f"model.name={name} needs skeleton data (data.type=skeleton); "
                              "for videos use model.name=tsm_resnet")
-        return backbone_class(name)(num_classes=num_classes, adjacency=adjacency, in_channels=in_channels, **params)
-    return backbone_class(name)(num_classes=num_classes, in_channels=in_channels, **params)
+        data_args.update(adjacency=layout.adjacency("spatial"), parents=bone_parents(layout))
+    return cls(**{key: value for key, value in data_args.items() if key in takes}, **params)

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ssmar.models.streams import StreamInput
+
 
 class GraphConv(nn.Module):
     """Spatial graph convolution: one 1x1 conv per adjacency partition, summed over partitions."""
@@ -59,7 +61,8 @@ class STGCNBlock(nn.Module):
 
 
 class STGCN(nn.Module):
-    """Input ``[N, C, T, V, M]``; output ``{"feat": [N, D], "logits": [N, classes]}``.
+    """Input ``[N, C, T, V, M]`` (joints; ``streams`` chooses what the first layer sees, see
+    :mod:`ssmar.data.streams`); output ``{"feat": [N, D], "logits": [N, classes]}``.
 
     ``channels``/``strides`` give one block each; the defaults (4 blocks, 32→128 channels,
     temporal stride 2 in the first and third block) matched the accuracy of a stride-1 first
@@ -69,10 +72,11 @@ class STGCN(nn.Module):
     def __init__(self, num_classes: int, adjacency: np.ndarray | torch.Tensor, in_channels: int = 3,
                  channels: Sequence[int] = (32, 64, 64, 128),
                  strides: Sequence[int] = (2, 1, 2, 1),
-                 temporal_kernel: int = 9, dropout: float = 0.0, head_dropout: float = 0.0, motion: bool = False):
+                 temporal_kernel: int = 9, dropout: float = 0.0, head_dropout: float = 0.0,
+                 streams: Sequence[str] = ("joint",), parents: np.ndarray | None = None):
         super().__init__()
-        self.motion = motion
-        in_channels = 2 * in_channels if motion else in_channels
+        self.stream_input = StreamInput(streams, parents)
+        in_channels = self.stream_input.channels(in_channels)
         if len(channels) != len(strides):
             raise ValueError("model.channels and model.strides must have the same length")
         adjacency = torch.as_tensor(np.asarray(adjacency), dtype=torch.float32)
@@ -89,8 +93,7 @@ class STGCN(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled embedding ``[N, D]`` (mean over time, joints and persons)."""
-        if self.motion:
-            x = torch.cat([x, motion_of(x)], dim=1)
+        x = self.stream_input(x)
         n, c, t, v, m = x.shape
         x = x.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t)
         x = self.data_bn(x).view(n * m, v, c, t).permute(0, 2, 3, 1).contiguous()
@@ -102,10 +105,3 @@ class STGCN(nn.Module):
         feat = self.embed(x)
         return {"feat": feat, "logits": self.head(self.head_dropout(feat))}
 
-
-def motion_of(x: torch.Tensor) -> torch.Tensor:
-    """Frame-to-frame displacement ``[N, C, T, V, M]`` (the last frame repeats the one before; zero where
-    a joint is missing in either frame), so small, slow movements reach the first layer directly."""
-    present = (x != 0).any(dim=1, keepdim=True)
-    step = (x[:, :, 1:] - x[:, :, :-1]) * (present[:, :, 1:] & present[:, :, :-1])
-    return torch.cat([step, step[:, :, -1:]], dim=2)
