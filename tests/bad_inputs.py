@@ -104,6 +104,21 @@ def _npy_list(scratch: Scratch) -> None:
     (scratch.tmp / "out.pkl").write_bytes(b"a previous output that must survive")
 
 
+def _penn_labels(**variables: Any) -> Callable[[Scratch], None]:
+    """A Penn Action labels/ folder with one file 0001.mat holding ``variables``, and an earlier out.pkl."""
+    def setup(scratch: Scratch) -> None:
+        from scipy.io import savemat
+
+        (scratch.tmp / "labels").mkdir()
+        savemat(scratch.tmp / "labels" / "0001.mat", variables)
+        (scratch.tmp / "out.pkl").write_bytes(b"a previous output that must survive")
+    return setup
+
+
+PENN_CLIP = {"x": np.ones((3, 13)), "y": np.ones((3, 13)), "visibility": np.ones((3, 13), np.uint8),
+             "action": "bowl", "train": np.array([[1]]), "dimensions": np.array([[360, 480, 3]])}
+
+
 def _arrays(shape: tuple[int, ...], names: list[str] | None = None, nan_clip: int | None = None
             ) -> Callable[[Scratch], None]:
     """An array-format pair train_data.npy / train_label.pkl (clips a, b, ...) and an earlier out.pkl."""
@@ -422,6 +437,20 @@ CATALOGUE: list[BadInput] = [
              "clip b listed in {tmp}/list.txt line 2 not found in {tmp}/clips (looked for {tmp}/clips/b.npy); "
              "fix the list or add the file",
              _npy_list),
+    BadInput("penn-missing-folder", "import penn-action: folder that does not exist",
+             ("import", "penn-action", "{tmp}/labels", "-o", "{tmp}/out.pkl"),
+             "Penn Action labels directory not found: {tmp}/labels; check the path"),
+    BadInput("penn-missing-keys", "import penn-action: .mat file without the joint arrays",
+             ("import", "penn-action", "{tmp}/labels", "-o", "{tmp}/out.pkl"),
+             "{tmp}/labels/0001.mat: no 'x', 'y', 'visibility' in this .mat file; is it a Penn Action label file?",
+             _penn_labels(action="bowl", train=np.array([[1]]), dimensions=np.array([[360, 480, 3]]))),
+    BadInput("penn-unknown-action", "import penn-action: an action name Penn Action does not have",
+             ("import", "penn-action", "{tmp}/labels", "-o", "{tmp}/out.pkl"),
+             "{tmp}/labels/0001.mat: unknown action 'curling'; Penn Action has baseball_pitch, baseball_swing, "
+             "bench_press, bowling, clean_and_jerk, golf_swing, jumping_jacks, jump_rope, pull_ups, push_ups, "
+             "sit_ups, squats, strumming_guitar, tennis_forehand, tennis_serve (also spelled bowl, pullup, pushup, "
+             "situp, squat, strum_guitar); fix or remove the file",
+             _penn_labels(**{**PENN_CLIP, "action": "curling"})),
     BadInput("arrays-wrong-joint-count", "import arrays: joint count that does not fit the named layout",
              import_arrays("--layout", "ntu_rgbd_25"),
              "{tmp}/train_data.npy: V=20 joints, but layout ntu_rgbd_25 has 25; pass the right --layout, "

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from ssmar.cli.main import main
-from ssmar.data.importers import UTD_MHAD_CLASSES, import_npy_folder, import_utd_mhad, read_class_names
+from ssmar.data.importers import (PENN_ACTION_CLASSES, UTD_MHAD_CLASSES, import_npy_folder, import_penn_action,
+                                  import_utd_mhad, read_class_names)
+from ssmar.data.layouts import get_layout
+from ssmar.data.preprocess import clip_to_array, normalise
 from ssmar.data.skeleton_format import load_skeleton_pickle, validate_skeleton_data
 from ssmar.errors import SsmarError
 
@@ -58,6 +61,83 @@ def test_utd_mhad_errors(tmp_path: Path) -> None:
     (tmp_path / "a01_s1_t1_skeleton.mat").write_bytes(b"garbage")
     with pytest.raises(SsmarError, match="a01_s1_t1_skeleton.mat"):
         import_utd_mhad(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def penn(shared_data: Path) -> dict:
+    directory = shared_data / "penn_action" / "labels"
+    if not directory.is_dir():
+        pytest.skip(f"Penn Action labels not found at {directory}")
+    return import_penn_action(directory)
+
+
+def test_penn_action_full_import(penn: dict, shared_data: Path) -> None:
+    anns = penn["annotations"]
+    assert len(anns) == 2326 and penn["layout"] == "penn_action_13"
+    assert penn["class_names"] == list(PENN_ACTION_CLASSES) and len(PENN_ACTION_CLASSES) == 15
+    assert sorted({a["label"] for a in anns}) == list(range(15))  # the six alternate spellings are mapped
+    counts = Counter(penn["class_names"][a["label"]] for a in anns)
+    assert counts["squats"] == 231 and counts["bowling"] == 220 and counts["jump_rope"] == 82
+    assert (len(penn["split"]["train"]), len(penn["split"]["test"])) == (1258, 1068)
+    assert not set(penn["split"]["train"]) & set(penn["split"]["test"])
+    by_name = {a["frame_dir"]: a for a in anns}
+    first = by_name["0001"]  # baseball_pitch, back view, test split, 151 frames of 480 x 360
+    assert first["label"] == 0 and first["view"] == "back" and "0001" in penn["split"]["test"]
+    assert first["total_frames"] == 151 and first["img_shape"] == (360, 480)
+    for ann in anns:
+        kp, score = ann["keypoint"], ann["keypoint_score"]
+        assert kp.dtype == np.float32 and kp.shape == (1, ann["total_frames"], 13, 2)
+        assert score.shape == kp.shape[:3] and set(np.unique(score)) <= {0.0, 1.0}
+        assert not kp[score == 0].any()  # invisible joints are missing joints: zero, score 0
+        assert (kp[score == 1] >= 0).all()
+    invisible = np.mean(np.concatenate([a["keypoint_score"].ravel() for a in anns]) == 0)
+    assert 0.2 < invisible < 0.25
+    validate_skeleton_data(penn)
+
+
+def test_penn_action_joint_sides_are_the_persons(penn: dict) -> None:
+    """The layout's "right_shoulder" (the dataset README's "left_shoulder") is on the image's left when
+    the person faces the camera and on its right when they turn their back: the person's right."""
+    right, left = (get_layout("penn_action_13").joint_names.index(n) for n in ("right_shoulder", "left_shoulder"))
+    on_image_left = {"front": [], "back": []}
+    for ann in penn["annotations"]:
+        kp, seen = ann["keypoint"][0], ann["keypoint_score"][0]
+        both = (seen[:, right] > 0) & (seen[:, left] > 0)
+        if ann["view"] in on_image_left and both.any():
+            on_image_left[ann["view"]].append(np.mean(kp[both, right, 0] < kp[both, left, 0]) > 0.5)
+    assert np.mean(on_image_left["front"]) > 0.9 and len(on_image_left["front"]) > 500
+    assert np.mean(on_image_left["back"]) < 0.3 and len(on_image_left["back"]) > 500
+
+
+def test_penn_action_clips_normalise_to_body_size(penn: dict) -> None:
+    """Crops to the upper or lower body (no shoulder-hip pair visible in any frame) still come out near unit size."""
+    layout = get_layout("penn_action_13")
+    spans = [np.abs(clip_to_array(ann, layout, frames=32, max_persons=1)).max() for ann in penn["annotations"]]
+    assert max(spans) < 20 and np.median(spans) < 3
+
+
+def test_normalise_uses_the_mirror_scale_pair_then_the_spread() -> None:
+    layout = get_layout("penn_action_13")  # scale pair right shoulder (1) - right hip (7); mirror 2 - 8
+    keypoint = np.zeros((1, 2, 13, 2), np.float32)
+    keypoint[0, :, 2] = (0, 0)
+    keypoint[0, :, 8] = (0, 50)
+    keypoint[0, :, 7] = (10, 50)
+    score = np.zeros((1, 2, 13), np.float32)
+    score[0, :, [2, 7, 8]] = 1
+    assert np.allclose(normalise(keypoint, score, layout)[0, 0, 2], (-5 / 50, -50 / 50))
+    score[0, :, 2] = 0  # nothing but the hips: twice their spread (5 from their mean) is the size
+    assert np.allclose(normalise(keypoint, score, layout)[0, 0, 7], (5 / 10, 0))
+
+
+def test_penn_action_cli_and_errors(shared_data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "penn.pkl"
+    assert main(["import", "penn-action", str(shared_data / "penn_action" / "labels"), "-o", str(out)]) == 0
+    assert "2326 clips, 15 classes, splits train=1258, test=1068" in capsys.readouterr().out
+    assert load_skeleton_pickle(out)["layout"] == "penn_action_13"
+    with pytest.raises(SsmarError, match="not found"):
+        import_penn_action(tmp_path / "nope")
+    with pytest.raises(SsmarError, match="no .mat files"):
+        import_penn_action(tmp_path)
 
 
 def _clip(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ssmar.data.arrays import import_arrays, split_name_of
-from ssmar.data.importers import import_npy_folder, import_utd_mhad
+from ssmar.data.importers import import_npy_folder, import_penn_action, import_utd_mhad
 from ssmar.data.layouts import LAYOUTS
 from ssmar.data.preprocess import CHANNELS
 from ssmar.data.skeleton_format import save_skeleton_pickle
@@ -19,7 +19,7 @@ def register_import(data_subparsers: argparse._SubParsersAction) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``import`` command with its ``utd-mhad``, ``npy`` and ``arrays`` sources."""
+    """Add the ``import`` command with its ``utd-mhad``, ``penn-action``, ``npy`` and ``arrays`` sources."""
     parser = subparsers.add_parser("import", help="convert external pose data to a skeleton pickle",
                                    description="Convert external pose data to the canonical skeleton pickle.")
     sources = parser.add_subparsers(dest="source", metavar="SOURCE", required=True)
@@ -30,6 +30,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     utd.add_argument("directory", metavar="DIR", help="folder holding a<action>_s<subject>_t<trial>_skeleton.mat")
     utd.add_argument("-o", "--output", required=True, metavar="FILE.pkl", help="skeleton pickle to write")
     utd.set_defaults(func=_run_utd_mhad)
+
+    penn = sources.add_parser("penn-action", help="Penn Action 2-D joint annotations (labels/NNNN.mat)",
+                              description="Import Penn Action's 2,326 labels/NNNN.mat files: 13 hand-annotated 2-D "
+                                          "joints (invisible ones become missing: zero, score 0), 15 classes, "
+                                          "the official train/test split, layout penn_action_13.")
+    penn.add_argument("directory", metavar="DIR", help="Penn Action's labels/ folder")
+    penn.add_argument("-o", "--output", required=True, metavar="FILE.pkl", help="skeleton pickle to write")
+    penn.set_defaults(func=_run_penn_action)
 
     npy = sources.add_parser("npy", help="per-clip .npy arrays plus an MMAction2 list file",
                              description="Import per-clip .npy arrays ([T,V,C] or [M,T,V,C]) listed in an "
@@ -73,6 +81,10 @@ def _split_arg(text: str) -> tuple[str, str]:
 
 def _run_utd_mhad(args: argparse.Namespace) -> int:
     return _write(import_utd_mhad(args.directory), args.output)
+
+
+def _run_penn_action(args: argparse.Namespace) -> int:
+    return _write(import_penn_action(args.directory), args.output)
 
 
 def _run_npy(args: argparse.Namespace) -> int:

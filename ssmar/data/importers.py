@@ -37,9 +37,6 @@ def import_utd_mhad(directory: str | os.PathLike) -> dict[str, Any]:
     Clips are sorted by (action, subject, trial) so the output is identical on every
     machine; the split is the standard cross-subject one (odd subjects train).
     """
-    from scipy.io import loadmat
-    from scipy.io.matlab import MatReadError
-
     directory = _existing_dir(directory, "UTD-MHAD skeleton directory")
     entries = []
     for path in directory.iterdir():
@@ -57,13 +54,7 @@ def import_utd_mhad(directory: str | os.PathLike) -> dict[str, Any]:
         if not 1 <= action <= len(UTD_MHAD_CLASSES):
             raise SsmarError(f"{path}: action number {action} outside 1..{len(UTD_MHAD_CLASSES)}; "
                              "remove or rename the file")
-        try:
-            contents = loadmat(str(path))
-        except (OSError, ValueError, TypeError, NotImplementedError, MatReadError) as exc:
-            raise SsmarError(f"{path}: not a readable MATLAB file ({type(exc).__name__}: {exc}); "
-                             "re-download or remove it") from exc
-        if "d_skel" not in contents:
-            raise SsmarError(f"{path}: no 'd_skel' array in this .mat file; is it a UTD-MHAD skeleton file?")
+        contents = _load_mat(path, ("d_skel",), "a UTD-MHAD skeleton file")
         skeleton = np.asarray(contents["d_skel"])
         if skeleton.ndim != 3 or skeleton.shape[:2] != (20, 3):
             raise SsmarError(f"{path}: d_skel has shape {skeleton.shape}, expected (20 joints, 3 coords, T frames)")
@@ -85,6 +76,92 @@ def import_utd_mhad(directory: str | os.PathLike) -> dict[str, Any]:
             "layout": "kinect_v1_20"}
     validate_skeleton_data(data, source=str(directory))
     return data
+
+
+# Penn Action (Zhang, Zhu, Derpanis, ICCV 2013): the 15 actions in the dataset README's
+# (alphabetical) order; label = index. Six files spell their action differently.
+PENN_ACTION_CLASSES = (
+    "baseball_pitch", "baseball_swing", "bench_press", "bowling", "clean_and_jerk", "golf_swing",
+    "jumping_jacks", "jump_rope", "pull_ups", "push_ups", "sit_ups", "squats", "strumming_guitar",
+    "tennis_forehand", "tennis_serve",
+)
+PENN_ACTION_SPELLINGS = {"bowl": "bowling", "pullup": "pull_ups", "pushup": "push_ups", "situp": "sit_ups",
+                         "squat": "squats", "strum_guitar": "strumming_guitar"}
+PENN_ACTION_JOINTS = 13
+_PENN_KEYS = ("x", "y", "visibility", "action", "train", "dimensions")
+
+
+def import_penn_action(directory: str | os.PathLike) -> dict[str, Any]:
+    """Read Penn Action's ``labels/NNNN.mat`` files into the canonical dict (layout ``penn_action_13``).
+
+    One person per clip, 2-D pixel coordinates. Joints the annotators marked invisible
+    (``visibility`` 0; about 22 % of all joints, their coordinates are guesses, half of them
+    outside the person's box) become missing joints: zero coordinates, score 0. The split is
+    the official one (``train`` 1 / -1); ``img_shape`` is ``(height, width)`` from ``dimensions``
+    and ``view`` the file's ``pose`` (front, back, left, right).
+    """
+    directory = _existing_dir(directory, "Penn Action labels directory")
+    paths = sorted(directory.glob("*.mat"))
+    if not paths:
+        raise SsmarError(f"no .mat files in {directory}; point to Penn Action's labels/ folder (0001.mat ... 2326.mat)")
+    index = {name: label for label, name in enumerate(PENN_ACTION_CLASSES)}
+    index.update({alias: index[name] for alias, name in PENN_ACTION_SPELLINGS.items()})
+    annotations = []
+    split: dict[str, list[str]] = {"train": [], "test": []}
+    for path in paths:
+        contents = _load_mat(path, _PENN_KEYS, "a Penn Action label file")
+        action = _mat_string(contents["action"])
+        if action not in index:
+            raise SsmarError(f"{path}: unknown action '{action}'; Penn Action has {', '.join(PENN_ACTION_CLASSES)} "
+                             f"(also spelled {', '.join(PENN_ACTION_SPELLINGS)}); fix or remove the file")
+        x, y = (np.asarray(contents[key], dtype=np.float32) for key in ("x", "y"))
+        visible = np.asarray(contents["visibility"]) > 0
+        if x.ndim != 2 or x.shape[1] != PENN_ACTION_JOINTS or not x.shape[0] or not x.shape == y.shape == visible.shape:
+            raise SsmarError(f"{path}: x, y and visibility have shapes {x.shape}, {y.shape}, {visible.shape}; "
+                             f"expected the same (T frames, {PENN_ACTION_JOINTS} joints) for all three")
+        keypoint = np.stack([x, y], axis=-1)[None]  # [1, T, 13, 2]
+        keypoint[0][~visible] = 0.0
+        name, train = path.stem, int(np.asarray(contents["train"]).ravel()[0])
+        if train not in (1, -1):
+            raise SsmarError(f"{path}: 'train' is {train}, expected 1 (train) or -1 (test)")
+        height, width = (int(v) for v in np.asarray(contents["dimensions"]).ravel()[:2])
+        annotation = {
+            "frame_dir": name,
+            "label": index[action],
+            "keypoint": np.ascontiguousarray(keypoint),
+            "keypoint_score": visible[None].astype(np.float32),
+            "total_frames": keypoint.shape[1],
+            "img_shape": (height, width),
+        }
+        if "pose" in contents and np.size(contents["pose"]):
+            annotation["view"] = _mat_string(contents["pose"])
+        annotations.append(annotation)
+        split["train" if train == 1 else "test"].append(name)
+    data = {"split": split, "annotations": annotations, "class_names": list(PENN_ACTION_CLASSES),
+            "layout": "penn_action_13"}
+    validate_skeleton_data(data, source=str(directory))
+    return data
+
+
+def _load_mat(path: Path, keys: tuple[str, ...], what: str) -> dict[str, Any]:
+    """A MATLAB file's variables; a clear error when it is unreadable or lacks one of ``keys``."""
+    from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
+
+    try:
+        contents = loadmat(str(path))
+    except (OSError, ValueError, TypeError, NotImplementedError, MatReadError) as exc:
+        raise SsmarError(f"{path}: not a readable MATLAB file ({type(exc).__name__}: {exc}); "
+                         "re-download or remove it") from exc
+    missing = [key for key in keys if key not in contents]
+    if missing:
+        raise SsmarError(f"{path}: no {', '.join(repr(k) for k in missing)} in this .mat file; is it {what}?")
+    return contents
+
+
+def _mat_string(value: Any) -> str:
+    """A MATLAB char array as loadmat returns it (``array(['text'])``) as plain text."""
+    return str(np.asarray(value).ravel()[0]).strip() if np.size(value) else ""
 
 
 def import_npy_folder(directory: str | os.PathLike, list_file: str | os.PathLike | None = None,

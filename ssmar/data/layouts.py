@@ -231,8 +231,25 @@ NTU_RGBD_25 = _layout(  # Kinect v2 joint order of NTU RGB+D; bones and centre (
            "right_leg": [16, 17, 18, 19]},
 )
 
+# Penn Action's 13 hand-annotated joints. The dataset's README calls joint 1 "left_shoulder", but
+# measured over the 2,326 label files the joints it calls "left" lie on the person's right side
+# (docs/layouts.md: image-left in 95 % of front-view clips, image-right in 77 % of back-view ones),
+# so the names here are the person's sides. The hips' midpoint is the centre (no pelvis joint); the
+# scale pair is shoulder-to-hip, which side views do not shrink the way they shrink shoulder width.
+PENN_ACTION_13 = _layout(
+    "penn_action_13",
+    ("head", "right_shoulder", "left_shoulder", "right_elbow", "left_elbow", "right_wrist", "left_wrist",
+     "right_hip", "left_hip", "right_knee", "left_knee", "right_ankle", "left_ankle"),
+    [(0, 1), (0, 2), (1, 2), (1, 3), (3, 5), (2, 4), (4, 6), (1, 7), (2, 8), (7, 8), (7, 9), (9, 11),
+     (8, 10), (10, 12)],
+    center=7, center_joints=(7, 8), scale_pair=(1, 7),
+    flip_pairs=[(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12)],
+    parts={"head": [0], "torso": [1, 2, 7, 8], "right_arm": [3, 5], "left_arm": [4, 6], "right_leg": [9, 11],
+           "left_leg": [10, 12]},
+)
+
 LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (KINECT_V1_20, MEDIAPIPE_POSE_33, COCO_17, OPENPOSE_18,
-                                                        NTU_RGBD_25, MA52_OPENPOSE_28)}
+                                                        NTU_RGBD_25, MA52_OPENPOSE_28, PENN_ACTION_13)}
 _BY_JOINT_COUNT = {lay.num_joints: lay for lay in LAYOUTS.values()}
 
 

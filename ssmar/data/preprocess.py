@@ -65,7 +65,13 @@ def select_persons(keypoint: np.ndarray, score: np.ndarray | None, max_persons: 
 
 
 def normalise(keypoint: np.ndarray, score: np.ndarray, layout: Layout) -> np.ndarray:
-    """Centre on the first person's mean body centre (``layout.center_joints``) and divide by its mean body size."""
+    """Centre on the first person's mean body centre (``layout.center_joints``) and divide by its mean body size.
+
+    The body size is the mean length of ``layout.scale_pair`` and of its mirror image (through
+    ``flip_pairs``; the same pair for the shoulder pairs most layouts use) over the frames that show
+    it. A clip that never shows either (a crop to the upper or lower body) falls back to twice the
+    root-mean-square spread of its visible joints, which keeps its coordinates near unit size too.
+    """
     valid = score > 0
     main = keypoint[0]
     centre_joints = list(layout.center_joints)
@@ -74,9 +80,16 @@ def normalise(keypoint: np.ndarray, score: np.ndarray, layout: Layout) -> np.nda
         centre = main[centre_ok][:, centre_joints].mean(axis=(0, 1))
     else:  # body centre never seen: fall back to the mean of all visible joints
         centre = main[valid[0]].mean(axis=0) if valid[0].any() else 0.0
-    a, b = layout.scale_pair
-    pair_ok = valid[0, :, a] & valid[0, :, b]
-    size = np.linalg.norm(main[pair_ok, a] - main[pair_ok, b], axis=-1).mean() if pair_ok.any() else 0.0
+    mirror = dict(layout.flip_pairs) | {b: a for a, b in layout.flip_pairs}
+    lengths = []
+    for a, b in {tuple(sorted(pair)) for pair in (layout.scale_pair, [mirror.get(j, j) for j in layout.scale_pair])}:
+        pair_ok = valid[0, :, a] & valid[0, :, b]
+        lengths.append(np.linalg.norm(main[pair_ok, a] - main[pair_ok, b], axis=-1))
+    lengths = np.concatenate(lengths)
+    size = lengths.mean() if lengths.size else 0.0
+    if (not np.isfinite(size) or size < 1e-6) and valid[0].sum() > 1:
+        seen = main[valid[0]]
+        size = 2.0 * np.sqrt(((seen - seen.mean(axis=0)) ** 2).sum(axis=-1).mean())
     if not np.isfinite(size) or size < 1e-6:
         size = 1.0
     out = (keypoint - centre) / size
