@@ -79,7 +79,12 @@ DEFAULTS: dict[str, Any] = {
     },
     "train": {
         "epochs": 20,
-        "steps_per_epoch": 30,  # fixed for every method, so budgets are equal
+        "steps_per_epoch": 30,  # fixed for every method, so budgets are equal; auto: follow the data (below)
+        # steps_per_epoch=auto (ssmar.engine.schedule.plan_budget): passes * training clips / batch_size steps,
+        # clamped to [min_steps, max_steps], spread over the epochs
+        "passes": 30.0,
+        "min_steps": 600,
+        "max_steps": 6000,
         "batch_size": 16,  # labelled clips per step: global, split evenly over DDP processes (docs/distributed.md)
         "uratio": 2,  # unlabelled clips per labelled clip (mu)
         "optimizer": "sgd",  # sgd | adamw
@@ -117,6 +122,7 @@ class Spec:
     items: Spec | None = None
     min_length: int = 0
     optional: bool = False
+    also: tuple[Any, ...] = ()  # values accepted besides the type (e.g. "auto" for an integer)
 
     def coerce(self, value: Any) -> Any:
         """A YAML string that is a number where a number is expected (``1e-3``: YAML 1.1 reads it as text)."""
@@ -132,6 +138,8 @@ class Spec:
     def accepts(self, value: Any) -> bool:
         if value is None:
             return self.optional
+        if any(value == extra and type(value) is type(extra) for extra in self.also):
+            return True
         if self.choices:
             return any(value == choice and type(value) is type(choice) for choice in self.choices)
         if self.kind == "any":
@@ -171,6 +179,7 @@ class Spec:
             if self.high is not None:
                 bounds.append(f"{'<' if self.high_open else '<='} {_bound(self.high)}")
             text += " " + " and ".join(bounds) if bounds else ""
+        text += "".join(f" or {extra}" for extra in self.also)
         return text + (" (or null)" if self.optional else "")
 
 
@@ -248,7 +257,10 @@ SCHEMA: dict[str, Any] = {
     "algorithm": {"name": TEXT, "params": Spec("dict", optional=True)},
     "train": {
         "epochs": POSITIVE,
-        "steps_per_epoch": POSITIVE,
+        "steps_per_epoch": Spec("int", low=1, also=("auto",)),
+        "passes": number(0.0, low_open=True),
+        "min_steps": POSITIVE,
+        "max_steps": POSITIVE,
         "batch_size": POSITIVE,
         "uratio": POSITIVE,
         "optimizer": one_of("sgd", "adamw"),
@@ -302,6 +314,9 @@ def validate_config(cfg: dict[str, Any]) -> None:
     if len(model["strides"]) != len(model["channels"]):
         raise SsmarError(f"config: model.strides={model['strides']} has {len(model['strides'])} entries but "
                          f"model.channels has {len(model['channels'])}; give one stride per block")
+    if cfg["train"]["min_steps"] > cfg["train"]["max_steps"]:
+        raise SsmarError(f"config: train.min_steps={cfg['train']['min_steps']} is above train.max_steps="
+                         f"{cfg['train']['max_steps']}; make the floor at most the cap")
     if model["temporal_kernel"] % 2 == 0:
         raise SsmarError(f"config: model.temporal_kernel={model['temporal_kernel']} is even; use an odd kernel "
                          "(e.g. 9) so that the padding keeps the clip length")

@@ -327,6 +327,12 @@ CATALOGUE: list[BadInput] = [
              "model.depth=18: not a setting of model.name=stgcn, which takes model.channels, model.dropout, "
              "model.head_dropout, model.strides, model.streams, model.temporal_kernel; remove it or choose the "
              "backbone it belongs to"),
+    BadInput("steps-per-epoch-word", "train.steps_per_epoch neither an integer nor auto",
+             train("train.steps_per_epoch=many"),
+             "config: train.steps_per_epoch='many' is not allowed; train.steps_per_epoch takes an integer >= 1 or auto"),
+    BadInput("budget-floor-above-cap", "train.min_steps above train.max_steps",
+             train("train.steps_per_epoch=auto", "train.min_steps=500", "train.max_steps=100"),
+             "config: train.min_steps=500 is above train.max_steps=100; make the floor at most the cap"),
     BadInput("config-file-missing", "config file not found", ("train", "--config", "{tmp}/nope.yaml"),
              "config file not found: {tmp}/nope.yaml; see configs/ for examples"),
     BadInput("config-invalid-yaml", "config file with invalid YAML", ("train", "--config", "{tmp}/bad.yaml"),
@@ -338,7 +344,8 @@ CATALOGUE: list[BadInput] = [
     BadInput("epochs-not-a-number", "a number option given a word", train("train.epochs=ten"),
              "config: train.epochs='ten' is not allowed; train.epochs takes an integer >= 1"),
     BadInput("steps-not-an-integer", "an integer option given a fraction", train("train.steps_per_epoch=1.5"),
-             "config: train.steps_per_epoch=1.5 is not allowed; train.steps_per_epoch takes an integer >= 1"),
+             "config: train.steps_per_epoch=1.5 is not allowed; train.steps_per_epoch takes an integer >= 1 or "
+             "auto"),
     BadInput("negative-lr", "negative learning rate", train("train.lr=-1"),
              "config: train.lr=-1 is not allowed; train.lr takes a number > 0"),
     BadInput("zero-batch", "batch size 0", train("train.batch_size=0"),

@@ -110,9 +110,12 @@ def test_short_supervised_run_on_utd_mhad_beats_chance_by_far(utd_file: Path, tm
     assert set(metrics["final"]) >= {"top5", "mean_class_acc", "f1_micro", "f1_macro", "per_class_acc"}
 
 
-def test_resume_restores_the_same_state_and_result(synth_file: Path, tmp_path: Path) -> None:
-    """An interrupted run resumed from latest.pt ends bit-identical to an uninterrupted one (CPU)."""
-    overrides = ["algorithm.name=fixmatch", "data.labelled_ratio=0.3", "train.epochs=3", "train.steps_per_epoch=3",
+@pytest.mark.parametrize("budget", [["train.steps_per_epoch=3"],
+                                    ["train.steps_per_epoch=auto", "train.min_steps=9", "train.max_steps=9"]])
+def test_resume_restores_the_same_state_and_result(synth_file: Path, tmp_path: Path, budget: list[str]) -> None:
+    """An interrupted run resumed from latest.pt ends bit-identical to an uninterrupted one (CPU), with a
+    fixed budget and with one that follows the data (here clamped to 9 steps: 3 per epoch)."""
+    overrides = ["algorithm.name=fixmatch", "data.labelled_ratio=0.3", "train.epochs=3", *budget,
                  "train.eval_every=1", "algorithm.params.p_cutoff=0.5"]
     straight = Trainer(tiny_config(synth_file, tmp_path / "a", *overrides), tmp_path / "a")
     straight.fit()

@@ -91,7 +91,10 @@ def budget_line(results: Sequence[dict[str, Any]]) -> str:
     for r in results:
         cfg = r["config"]
         train, data = cfg["train"], cfg["data"]
-        budgets.add(f"{train['epochs']} epochs × {train['steps_per_epoch']} steps, batch {train['batch_size']}, "
+        steps = train["steps_per_epoch"]
+        if steps == "auto":  # the rule, not its result: cells on the same data get the same steps (plan_budget)
+            steps = f"auto ({train['passes']:g} passes over the training clips, {train['min_steps']}-{train['max_steps']})"
+        budgets.add(f"{train['epochs']} epochs × {steps} steps, batch {train['batch_size']}, "
                     f"μ = {train['uratio']}, EMA {train['ema']}, {data['frames']} frames, "
                     f"evaluated on the {data['eval_on']} split of `{Path(data['file']).name}`")
     if len(budgets) == 1:

@@ -35,11 +35,14 @@ from ssmar.engine.ema import ModelEMA
 from ssmar.engine.evaluate import predict_scores
 from ssmar.engine.inputs import build_augmentations, prepare_data
 from ssmar.engine.metrics import classification_metrics, save_confusion
-from ssmar.engine.schedule import build_optimizer, warmup_cosine
+from ssmar.engine.schedule import build_optimizer, plan_budget, warmup_cosine
 from ssmar.errors import SsmarError
 from ssmar.models import backbone_params, build_model
 from ssmar.runtime import distributed, faults
 from ssmar.runtime.io import save_json, save_text, save_torch
+
+
+TIMED_STEPS = 3  # steps the time estimate is measured over
 
 
 def seed_everything(seed: int) -> None:
@@ -167,8 +170,8 @@ class Trainer:
             self.logger.info("train.amp / train.channels_last apply on CUDA only; ignored on this device")
         self.ema = ModelEMA(self.model, train_cfg["ema"])
         self.optimizer = build_optimizer(self.model, train_cfg)
-        self.steps_per_epoch = int(train_cfg["steps_per_epoch"])
-        self.total_steps = int(train_cfg["epochs"]) * self.steps_per_epoch
+        self.budget = plan_budget(train_cfg, len(self.data.train.labels))
+        self.steps_per_epoch, self.total_steps = self.budget.steps_per_epoch, self.budget.total_steps
         self.scheduler = warmup_cosine(self.optimizer, int(train_cfg["warmup_epochs"]) * self.steps_per_epoch,
                                        self.total_steps)
         self.train_model: nn.Module = self.model
@@ -203,6 +206,7 @@ class Trainer:
         self.best: dict[str, Any] = {}
         self.elapsed = 0.0
         self.writer = None
+        self._first_step, self._clock = 0, 0.0  # for the time estimate: fit() restarts it where it begins
 
     # ----------------------------------------------------------------- checkpoints
     def _model_meta(self) -> dict[str, Any]:
@@ -312,6 +316,7 @@ class Trainer:
             self.optimizer.step()
             self.scheduler.step()
             self.context.step += 1
+            self._estimate_time()
             self.ema.update(self.model, self.context.step)
             stats = {"loss": result.loss.item(), **result.stats}
             for key, value in stats.items():
@@ -329,6 +334,19 @@ class Trainer:
         record.update(meter.summary())
         record["lr"] = self.optimizer.param_groups[0]["lr"]
         return record
+
+    def _estimate_time(self) -> None:
+        """Log the estimated training time once, from the wall time of this run's 2nd to 4th steps (the
+        first carries one-off costs): real batches, so the estimate includes augmentation and the algorithm."""
+        done = self.context.step - self._first_step
+        if done == 1:
+            self._clock = time.perf_counter()
+        elif done == 1 + TIMED_STEPS and self.dist.is_main:
+            per_step = (time.perf_counter() - self._clock) / TIMED_STEPS
+            remaining = self.total_steps - self.context.step
+            self.logger.info(f"estimated time: {per_step * remaining / 60:.1f} min for the remaining {remaining} steps "
+                             f"({per_step:.2f} s/step, the mean of steps 2-{1 + TIMED_STEPS} of this run; "
+                             "evaluations not included)")
 
     def evaluate(self) -> dict[str, Any]:
         """Metrics of the EMA model; under DDP each process scores a contiguous share of the clips and
@@ -366,7 +384,10 @@ class Trainer:
             self.writer = SummaryWriter(str(self.work_dir / "tb"), purge_step=self.context.step or None)
             self.logger.info(f"data: {self.data.info}; algorithm: {cfg['algorithm']['name']}; "
                              f"{epochs} epochs x {self.steps_per_epoch} steps on {self.device}")
+            self.logger.info(self.budget.describe(cfg["train"], len(self.data.labelled), len(self.data.unlabelled),
+                                                  self.algorithm_cls.uses_unlabelled))
             self._warn_short_classes()
+        self._first_step = self.context.step
         bar = tqdm(total=self.total_steps, initial=self.context.step, desc=cfg["algorithm"]["name"], unit="step",
                    dynamic_ncols=True, leave=False, file=sys.stderr, mininterval=1.0) if self.context.progress else None
         final: dict[str, Any] = {}
