@@ -1,4 +1,4 @@
-"""Importers: UTD-MHAD .mat files and user .npy folders into the canonical skeleton dict."""
+"""Importers: UTD-MHAD and Penn Action .mat files and user .npy folders into the canonical skeleton dict."""
 
 from collections import Counter
 from pathlib import Path
@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 
 from ssmar.cli.main import main
+from ssmar.config import load_config
+from ssmar.data.dataset import prepare_skeleton_data
 from ssmar.data.importers import (PENN_ACTION_CLASSES, UTD_MHAD_CLASSES, import_npy_folder, import_penn_action,
                                   import_utd_mhad, read_class_names)
 from ssmar.data.layouts import get_layout
 from ssmar.data.preprocess import clip_to_array, normalise
-from ssmar.data.skeleton_format import load_skeleton_pickle, validate_skeleton_data
+from ssmar.data.skeleton_format import load_skeleton_pickle, save_skeleton_pickle, validate_skeleton_data
 from ssmar.errors import SsmarError
 
 
@@ -114,6 +116,23 @@ def test_penn_action_clips_normalise_to_body_size(penn: dict) -> None:
     layout = get_layout("penn_action_13")
     spans = [np.abs(clip_to_array(ann, layout, frames=32, max_persons=1)).max() for ann in penn["annotations"]]
     assert max(spans) < 20 and np.median(spans) < 3
+
+
+def test_penn_action_validation_carve_out_is_stratified(penn: dict, tmp_path: Path) -> None:
+    """No subject ids: data.val_fraction holds out a stratified 20 % of each class of the train split, and
+    10 % labels are then drawn per class from the rest."""
+    path = tmp_path / "penn.pkl"
+    save_skeleton_pickle(penn, path)
+    cfg = load_config(None, [f"data.file={path}", "data.val_fraction=0.2", "data.eval_on=val", "data.frames=8"])
+    data = prepare_skeleton_data(cfg, tmp_path, seed=0, write_split=False)
+    train_labels = np.array([a["label"] for a in penn["annotations"] if a["frame_dir"] in set(penn["split"]["train"])])
+    per_class = np.bincount(train_labels, minlength=15)
+    held = np.bincount(data.evaluation.labels.numpy(), minlength=15)
+    assert len(data.evaluation.labels) + len(data.train.labels) == 1258
+    assert (np.abs(held - 0.2 * per_class) <= 1).all() and held.min() > 0
+    assert not set(data.evaluation.names) & (set(data.train.names) | set(penn["split"]["test"]))
+    labelled = np.bincount(data.train.labels[data.labelled].numpy(), minlength=15)
+    assert (np.abs(labelled - 0.1 * (per_class - held)) <= 1).all() and labelled.min() >= 1
 
 
 def test_normalise_uses_the_mirror_scale_pair_then_the_spread() -> None:
