@@ -4,7 +4,8 @@ Every backbone (ST-GCN, ST-GCN++, CTR-GCN) at its CPU width and its published wi
 stream alone and with all four streams early-fused, measured side by side in one process on one thread.
 A step is what ``ssmar train`` does per step (batch, weak and strong views, FixMatch's loss, backward,
 optimiser, EMA) on UTD-MHAD (Kinect v1, 20 joints): 16 labelled + 32 unlabelled clips of 32 frames; the
-figure is the median of ``--steps`` steps after ``--warmup``. MACs are counted on one clip's forward pass
+figure is the median of ``--steps`` steps after ``--warmup``, wall time and the process's CPU time (the
+machine's load average is recorded beside them). MACs are counted on one clip's forward pass
 (``torch.utils.flop_counter``; MACs = FLOPs / 2).
 
     python benchmarks/backbone_cost.py --data data/utd_mhad.pkl --json benchmarks/results/backbone_cost.json
@@ -13,7 +14,7 @@ figure is the median of ``--steps`` steps after ``--warmup``. MACs are counted o
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import platform
 import statistics
 import tempfile
@@ -29,20 +30,23 @@ from ssmar.data.importers import import_utd_mhad
 from ssmar.data.skeleton_format import save_skeleton_pickle
 from ssmar.data.streams import STREAMS
 from ssmar.engine.trainer import Trainer
+from ssmar.models.skeleton import PUBLISHED_CHANNELS, PUBLISHED_STRIDES
 from ssmar.runtime.io import save_json
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLISHED = ([64, 64, 64, 64, 128, 128, 128, 256, 256, 256], [1, 1, 1, 1, 2, 1, 1, 2, 1, 1])
+PUBLISHED = (list(PUBLISHED_CHANNELS), list(PUBLISHED_STRIDES))
 CPU = ([32, 64, 64, 128], [2, 1, 2, 1])  # the config's default layout, the CPU width of every backbone
 BACKBONES = ("stgcn", "stgcnpp", "ctrgcn")
 STREAM_SETS = {"joint": ["joint"], "all four": list(STREAMS)}
 
 
-def step_ms(trainer: Trainer, steps: int, warmup: int) -> float:
-    """Median wall time of one training step, as the trainer's loop runs it."""
-    times = []
+def step_ms(trainer: Trainer, steps: int, warmup: int) -> tuple[float, float]:
+    """Median wall time and median CPU time of one training step, as the trainer's loop runs it. On one
+    thread the CPU time is what the step costs when the machine's cores are shared (other processes stretch
+    the wall time, not the CPU time)."""
+    wall, cpu = [], []
     for index in range(warmup + steps):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         batch = trainer._make_batch()
         result = trainer.algorithm.train_step(batch)
         trainer.optimizer.zero_grad(set_to_none=True)
@@ -51,8 +55,9 @@ def step_ms(trainer: Trainer, steps: int, warmup: int) -> float:
         trainer.context.step += 1
         trainer.ema.update(trainer.model, trainer.context.step)
         if index >= warmup:
-            times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+            wall.append((time.perf_counter() - start) * 1000)
+            cpu.append((time.process_time() - start_cpu) * 1000)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def clip_macs(model: torch.nn.Module, frames: int, joints: int) -> int:
@@ -73,10 +78,12 @@ def measure(data_file: Path, name: str, width: str, streams: list[str], steps: i
     with tempfile.TemporaryDirectory() as scratch:
         torch.manual_seed(0)
         trainer = Trainer(cfg, Path(scratch))
-        ms = step_ms(trainer, steps, warmup)
+        wall, cpu = step_ms(trainer, steps, warmup)
         return {"backbone": name, "width": width, "channels": channels, "strides": strides, "streams": streams,
-                "ms_per_step": round(ms, 1), "params": sum(p.numel() for p in trainer.model.parameters()),
-                "macs_per_clip": clip_macs(trainer.model, 32, trainer.data.layout.num_joints)}
+                "ms_per_step": round(wall, 1), "cpu_ms_per_step": round(cpu, 1),
+                "params": sum(p.numel() for p in trainer.model.parameters()),
+                "macs_per_clip": clip_macs(trainer.model, 32, trainer.data.layout.num_joints),
+                "load_average_1min": round(os.getloadavg()[0], 2)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(measure(data_file, name, width, streams, args.steps, args.warmup))
                     row = rows[-1]
                     print(f"| {name} | {width} {row['channels']} | {'+'.join(streams)} | {row['ms_per_step']:.0f} | "
+                          f"{row['cpu_ms_per_step']:.0f} | "
                           f"{row['params'] / 1e6:.3f} M | {row['macs_per_clip'] / 1e9:.3f} G |", flush=True)
     if args.json:
         save_json({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
