@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ssmar.models.skeleton import (
     PUBLISHED_CHANNELS, PUBLISHED_STRIDES, MultiBranchTemporalConv, ResidualGraphBlock, SkeletonBackbone,
@@ -38,18 +39,22 @@ class ChannelTopologyGraphConv(nn.Module):
         relation = max(8, in_channels // reduction)  # the paper's 8 for raw coordinates, in/8 deeper
         self.topology = nn.Parameter(adjacency.clone())
         self.alpha = nn.Parameter(torch.zeros(1))
-        self.query = nn.Conv2d(in_channels, self.subsets * relation, 1)
-        self.key = nn.Conv2d(in_channels, self.subsets * relation, 1)
-        self.value = nn.Conv2d(in_channels, self.subsets * out_channels, 1)
+        # the query and key embeddings and the value transform, one 1x1 convolution split three ways
+        self.split = [self.subsets * relation, self.subsets * relation, self.subsets * out_channels]
+        self.embed = nn.Conv2d(in_channels, sum(self.split), 1)
         self.refine = nn.Conv2d(self.subsets * relation, self.subsets * out_channels, 1, groups=self.subsets)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, t, v = x.shape
-        query, key = self.query(x).mean(2), self.key(x).mean(2)  # [N, K*R, V]
+        query, key, value = torch.split(self.embed(x), self.split, dim=1)
+        query, key = query.mean(2), key.mean(2)  # [N, K*R, V]: pooled over time
         relation = torch.tanh(query.unsqueeze(-1) - key.unsqueeze(-2))  # [N, K*R, V, V]
-        topology = self.refine(relation).view(n, self.subsets, -1, v, v) * self.alpha + self.topology[None, :, None]
-        value = self.value(x).view(n, self.subsets, -1, t, v)
-        return torch.einsum("nkcvw,nkctv->nctw", topology, value)
+        value = value.reshape(n, self.subsets, -1, t, v)
+        # alpha scales the refinement's weights rather than its [N, K*C, V, V] output, and the shared topology
+        # aggregates on its own: the same sum without two passes over the largest tensor of the block
+        refined = F.conv2d(relation, self.refine.weight * self.alpha, self.refine.bias * self.alpha,
+                           groups=self.subsets).view(n, self.subsets, -1, v, v)
+        return torch.einsum("kvw,nkctv->nctw", self.topology, value) + torch.einsum("nkcvw,nkctv->nctw", refined, value)
 
 
 def ctrgcn_block(in_channels: int, out_channels: int, adjacency: torch.Tensor, *, stride: int, residual: bool,
