@@ -310,7 +310,7 @@ CATALOGUE: list[BadInput] = [
              "'p_cutoff']"),
     BadInput("model-key-of-another-backbone", "model key the chosen backbone does not take", train("model.depth=18"),
              "model.depth=18: not a setting of model.name=stgcn, which takes model.channels, model.dropout, "
-             "model.head_dropout, model.strides, model.streams, model.temporal_kernel; remove it or choose the "
+             "model.head_dropout, model.streams, model.strides, model.temporal_kernel; remove it or choose the "
              "backbone it belongs to"),
     BadInput("config-file-missing", "config file not found", ("train", "--config", "{tmp}/nope.yaml"),
              "config file not found: {tmp}/nope.yaml; see configs/ for examples"),
