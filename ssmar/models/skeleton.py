@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from ssmar.models.streams import StreamInput
 
-# the published layout of ST-GCN++ and CTR-GCN: 10 blocks, 64 -> 128 -> 256 channels, temporal stride 2 where it widens
+# the published layout of ST-GCN, ST-GCN++ and CTR-GCN: 10 blocks, 64 -> 128 -> 256 channels, stride 2 where it widens
 PUBLISHED_CHANNELS = (64, 64, 64, 64, 128, 128, 128, 256, 256, 256)
 PUBLISHED_STRIDES = (1, 1, 1, 1, 2, 1, 1, 2, 1, 1)
 
