@@ -55,10 +55,11 @@ DEFAULTS: dict[str, Any] = {
         "allow_missing_classes": False,  # allow classes without a training clip (subsets like the MA-52 demo)
     },
     "model": {
-        "name": "stgcn",
+        "name": "stgcn",  # skeletons: stgcn | stgcnpp (ST-GCN++) | ctrgcn (CTR-GCN); videos: tsm_resnet
+        # graph backbones: one block per entry (the CPU width; published width: docs/backbones.md)
         "channels": [32, 64, 64, 128],
         "strides": [2, 1, 2, 1],
-        "temporal_kernel": 9,
+        "temporal_kernel": 9,  # stgcn only
         "dropout": 0.0,
         "head_dropout": 0.0,
         # skeleton backbones: input streams stacked as channels (early fusion), computed inside the model after

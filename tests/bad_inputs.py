@@ -325,7 +325,7 @@ CATALOGUE: list[BadInput] = [
              "'p_cutoff']"),
     BadInput("model-key-of-another-backbone", "model key the chosen backbone does not take", train("model.depth=18"),
              "model.depth=18: not a setting of model.name=stgcn, which takes model.channels, model.dropout, "
-             "model.head_dropout, model.strides, model.streams, model.temporal_kernel; remove it or choose the "
+             "model.head_dropout, model.streams, model.strides, model.temporal_kernel; remove it or choose the "
              "backbone it belongs to"),
     BadInput("steps-per-epoch-word", "train.steps_per_epoch neither an integer nor auto",
              train("train.steps_per_epoch=many"),

@@ -7,37 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TINY_RUN
+from conftest import TINY_RUN, generated
 from ssmar.cli.main import main
 from ssmar.data.arrays import export_arrays, import_arrays
 from ssmar.data.layouts import get_layout
 from ssmar.data.skeleton_format import load_skeleton_pickle, save_skeleton_pickle
-
-
-def generated(layout_name: str, coordinates: int, clips_per_class: int = 4, classes: int = 3) -> dict:
-    """Clips in ``layout_name`` where class k swings body part k (so the classes are learnable); every
-    fourth clip has a second person, clips vary in length and some joints are missing (score 0)."""
-    layout = get_layout(layout_name)
-    rng = np.random.default_rng(1)
-    rest = rng.normal(0, 0.3, (layout.num_joints, coordinates)).astype(np.float32)
-    moving = [layout.part_groups()[k] for k in range(classes)]
-    annotations, split = [], {"train": [], "test": []}
-    for k in range(classes):
-        for i in range(clips_per_class):
-            frames = int(rng.integers(12, 20))
-            phase = np.sin(np.linspace(0, 4 * np.pi, frames))[:, None]
-            keypoint = np.repeat(rest[None, None], frames, axis=1) + rng.normal(0, 0.01, (1, frames, *rest.shape))
-            keypoint[0, :, moving[k], 0] += (0.5 * phase).T
-            score = rng.uniform(0.5, 1.0, keypoint.shape[:3])
-            keypoint[0, 3, 0], score[0, 3, 0] = 0.0, 0.0
-            if i % 4 == 3:
-                keypoint, score = np.concatenate([keypoint, keypoint + 1.0]), np.concatenate([score, score])
-            name = f"{layout_name}_c{k}_{i}"
-            annotations.append({"frame_dir": name, "label": k, "keypoint": keypoint.astype(np.float32),
-                                "keypoint_score": score.astype(np.float32), "total_frames": frames})
-            split["train" if i < clips_per_class - 1 else "test"].append(name)
-    return {"split": split, "annotations": annotations, "layout": layout_name,
-            "class_names": [f"class_{k}" for k in range(classes)]}
 
 
 @pytest.mark.parametrize("layout, coordinates, channels", [("ntu_rgbd_25", 3, None), ("ma52_openpose_28", 2, "xy_score")])

@@ -22,6 +22,8 @@ from ssmar.errors import SsmarError
 
 BACKBONES = {
     "stgcn": "ssmar.models.stgcn:STGCN",
+    "stgcnpp": "ssmar.models.stgcnpp:STGCNPlusPlus",
+    "ctrgcn": "ssmar.models.ctrgcn:CTRGCN",
     "tsm_resnet": "ssmar.models.tsm:TSMResNet",
 }
 FROM_DATA = ("num_classes", "adjacency", "parents", "in_channels")  # constructor arguments the data decides
