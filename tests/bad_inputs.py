@@ -276,7 +276,7 @@ CATALOGUE: list[BadInput] = [
              _data({"annotations": [clip()], "split": {"train": ["c0", "ghost"]}})),
     BadInput("unknown-layout", "unknown skeleton layout", BAD_PKL,
              "unknown skeleton layout 'kinect_v9'; known layouts: kinect_v1_20, mediapipe_pose_33, coco_17, "
-             "openpose_18, ntu_rgbd_25, ma52_openpose_28 (or 'custom' with 'edges' in the data file)",
+             "openpose_18, ntu_rgbd_25, ma52_openpose_28, penn_action_13 (or 'custom' with 'edges' in the data file)",
              _data({"annotations": [clip()], "layout": "kinect_v9", "split": {"train": ["c0"], "test": ["c0"]}})),
     BadInput("joint-count-mismatch", "clips with different joint counts", BAD_PKL,
              "mismatched joint count: layout mediapipe_pose_33 has 33 joints, clip c00_s00_r01 has 20; "
