@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = list(args.overrides or []) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if getattr(args, "verbose", False):  # commands that run MediaPipe offer --verbose
+        from ssmar.runtime.native_logs import show_native_logs
+
+        show_native_logs(True)
     try:
         return int(args.func(args) or 0)
     except SsmarError as exc:
