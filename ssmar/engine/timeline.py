@@ -1,0 +1,495 @@
+"""Micro-actions over time: a long pose sequence (or a live one) in, segments (start, end, class, score) out.
+
+The recognizer was trained on trimmed clips, so the timeline slides a clip-sized window over the
+sequence and preprocesses every window exactly as training preprocessed a clip
+(:func:`ssmar.data.preprocess.clip_to_array` through :meth:`Recognizer.encode`: body-centred,
+scaled, resampled to the checkpoint's ``frames``). Poses arrive one frame at a time and only the
+last window (a ring buffer) is held, so a recording of any length, or a camera, runs in bounded
+memory.
+
+"No micro-action here" is decided twice, both without a background class (checkpoints are trained
+on trimmed clips and have none): a *gate* marks a window as background when a person is found in
+fewer than ``min_detected`` of its frames or its body hardly moves (mean joint speed below
+``min_motion`` body sizes per resampled frame: micro-actions are movements, and a classifier
+trained on them only still picks *some* class for a still body); a *score rule* leaves a frame or
+window unlabelled when the winning class's probability is below ``threshold``.
+
+Two rules turn window scores into segments (:data:`RULES`):
+
+* ``runs``: every frame averages the probabilities of the windows covering it (a gated window
+  votes for background), the result is smoothed over ``smooth`` frames, each frame takes its
+  best class (or background under ``threshold``) and runs of one class of at least ``min_frames``
+  become segments. Its extents come from the scores.
+* ``peaks``: sliding-window detection with non-maximum suppression: a window whose best
+  probability reaches ``threshold`` and is the highest of every window starting less than one
+  window length away becomes a segment of exactly that window. It assumes an action lasts about
+  a training clip, which is what the recognizer knows.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from ssmar.data.skeleton_format import load_skeleton_pickle
+from ssmar.engine.inference import Recognizer
+from ssmar.errors import SsmarError
+
+RULES = ("runs", "peaks")
+SEGMENT_COLUMNS = ("start_frame", "end_frame", "start_s", "end_s", "class_id", "class", "score")
+
+
+@dataclass
+class PoseFrame:
+    """One frame of a pose stream."""
+
+    keypoint: np.ndarray  # float32 [M, V, C]
+    score: np.ndarray  # float32 [M, V]
+    detected: bool  # a person was found
+    image: np.ndarray | None = None  # small RGB thumbnail for previews (video input only)
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: int  # first frame
+    end: int  # one past the last frame
+    class_id: int
+    score: float  # the class's mean probability over the segment (runs) or the window's (peaks)
+    closed_at: int  # frames seen when the segment was decided
+
+    def row(self, fps: float, class_names: list[str]) -> dict[str, Any]:
+        seconds = (lambda frame: round(frame / fps, 3)) if fps > 0 else (lambda frame: None)
+        return {"start_frame": self.start, "end_frame": self.end, "start_s": seconds(self.start),
+                "end_s": seconds(self.end), "class_id": self.class_id, "class": class_names[self.class_id],
+                "score": round(self.score, 4)}
+
+
+@dataclass(frozen=True)
+class TimelineSettings:
+    window: int  # frames per window (raw frames, before resampling to the checkpoint's length)
+    stride: int  # frames between window starts
+    rule: str = "runs"
+    threshold: float = 0.5  # below this probability: no micro-action
+    smooth: int = 0  # runs: moving average over this many frames (0: stride)
+    min_frames: int = 0  # runs: shorter runs are dropped (0: window // 4)
+    min_motion: float = 0.0  # gate: mean joint speed (body sizes per resampled frame) below this is background
+    min_detected: float = 0.5  # gate: windows with a person in fewer of their frames are background
+    batch: int = 16  # windows scored together (1 for the lowest live latency)
+
+    def __post_init__(self) -> None:
+        if self.window < 2:
+            raise SsmarError(f"--window must be >= 2 frames, got {self.window}")
+        if not 1 <= self.stride <= self.window:
+            raise SsmarError(f"--stride must be between 1 and the window ({self.window}), got {self.stride}")
+        if self.rule not in RULES:
+            raise SsmarError(f"unknown --rule '{self.rule}'; use one of: {', '.join(RULES)}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise SsmarError(f"--threshold is a probability in [0, 1], got {self.threshold}")
+        for name, value in (("smooth", self.smooth), ("min_frames", self.min_frames), ("min_motion", self.min_motion)):
+            if value < 0:
+                raise SsmarError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+        if not 0.0 <= self.min_detected <= 1.0:
+            raise SsmarError(f"--min-detected is a fraction in [0, 1], got {self.min_detected}")
+        if self.batch < 1:
+            raise SsmarError(f"--batch must be >= 1, got {self.batch}")
+
+    @property
+    def smooth_frames(self) -> int:
+        return self.smooth or self.stride
+
+    @property
+    def min_run(self) -> int:
+        return self.min_frames or max(1, self.window // 4)
+
+
+def training_window(recognizer: Recognizer) -> int:
+    """The median length of the checkpoint's training clips (raw frames): a window that looks like what
+    the model was trained on. Read from the training file named in the checkpoint's config."""
+    data_cfg = recognizer.config["data"]
+    source = Path(str(data_cfg.get("file")))
+    if not source.is_file():
+        raise SsmarError(f"cannot tell the training clips' length: the checkpoint's training data {source} is not "
+                         "here; pass --window FRAMES (about the length of one training clip)")
+    data = load_skeleton_pickle(source)
+    train = set(data["split"].get(data_cfg.get("train_split", "train"), ()))
+    lengths = [int(np.shape(ann["keypoint"])[1]) for ann in data["annotations"] if ann["frame_dir"] in train]
+    if not lengths:
+        lengths = [int(np.shape(ann["keypoint"])[1]) for ann in data["annotations"]]
+    return int(np.median(lengths))
+
+
+def check_skeleton_checkpoint(recognizer: Recognizer, checkpoint: str | Path) -> None:
+    if recognizer.layout is None:
+        raise SsmarError(f"{checkpoint} is a video (RGB, data.type=video) checkpoint; the timeline scores poses: "
+                         "pass a checkpoint trained on skeletons (e.g. from ssmar extract-pose data)")
+
+
+# --- frame sources -------------------------------------------------------------------------------
+
+
+def skeleton_frames(annotation: dict[str, Any]) -> Iterator[PoseFrame]:
+    """The frames of one (long) annotation; a person counts as found where any joint has a score."""
+    keypoint = np.asarray(annotation["keypoint"], np.float32)  # [M, T, V, C]
+    score = annotation.get("keypoint_score")
+    score = (np.abs(keypoint).sum(-1) > 0).astype(np.float32) if score is None else np.asarray(score, np.float32)
+    for t in range(keypoint.shape[1]):
+        yield PoseFrame(keypoint[:, t], score[:, t], bool((score[:, t] > 0).any()))
+
+
+def load_skeleton_sequence(path: str | Path, clip: str | None = None) -> dict[str, Any]:
+    """One long sequence as an annotation: a skeleton pickle (its only clip, or ``clip``) or a ``.npy``
+    array ``[T, V, C]`` / ``[M, T, V, C]`` (a joint at the origin counts as missing)."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        try:
+            keypoint = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise SsmarError(f"{path}: not a readable .npy array ({exc})") from exc
+        if keypoint.ndim == 3:
+            keypoint = keypoint[None]
+        if keypoint.ndim != 4 or keypoint.shape[-1] not in (2, 3):
+            raise SsmarError(f"{path}: expected an array [T, V, C] or [M, T, V, C] with C = 2 or 3, got shape "
+                             f"{list(keypoint.shape)}")
+        return {"frame_dir": path.stem, "label": 0, "keypoint": keypoint.astype(np.float32)}
+    data = load_skeleton_pickle(path)
+    annotations = data["annotations"]
+    if clip is None and len(annotations) != 1:
+        examples = ", ".join(ann["frame_dir"] for ann in annotations[:3])
+        raise SsmarError(f"{path} holds {len(annotations)} clips (e.g. {examples}); pass --clip NAME")
+    for ann in annotations:
+        if clip is None or ann["frame_dir"] == clip:
+            return ann
+    raise SsmarError(f"{path}: no clip '{clip}'; pass --clip with one of its frame_dir names")
+
+
+# --- windows and their scores --------------------------------------------------------------------
+
+
+@dataclass
+class Window:
+    start: int
+    keypoint: np.ndarray  # [M, W, V, C]
+    score: np.ndarray  # [M, W, V]
+    detected: float  # fraction of frames with a person
+    arrived: float  # perf_counter when its last frame arrived
+
+
+class Windower:
+    """The last ``window`` frames (a ring buffer); hands out a window every ``stride`` frames."""
+
+    def __init__(self, window: int, stride: int):
+        self.window, self.stride = window, stride
+        self._frames: collections.deque[PoseFrame] = collections.deque(maxlen=window)
+        self.seen = 0
+
+    def push(self, frame: PoseFrame, arrived: float) -> Window | None:
+        self._frames.append(frame)
+        self.seen += 1
+        start = self.seen - self.window
+        if start < 0 or start % self.stride:
+            return None
+        return Window(start, np.stack([f.keypoint for f in self._frames], axis=1),
+                      np.stack([f.score for f in self._frames], axis=1),
+                      float(np.mean([f.detected for f in self._frames])), arrived)
+
+
+def score_windows(recognizer: Recognizer, windows: list[Window]) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities ``[n, K]`` and motion ``[n]`` (mean joint speed of the first person, body sizes per
+    resampled frame) of windows preprocessed as training preprocessed a clip."""
+    annotations = [{"frame_dir": f"window_{w.start}", "label": 0, "keypoint": w.keypoint, "keypoint_score": w.score}
+                   for w in windows]
+    clips, _, _ = recognizer.encode(annotations)  # [n, C, T, V, M], body-centred and scaled
+    xy = clips[:, :2, :, :, 0]
+    motion = (xy[:, :, 1:] - xy[:, :, :-1]).norm(dim=1).mean(dim=(1, 2)).numpy()
+    return recognizer.probabilities(clips), motion
+
+
+# --- segment rules -------------------------------------------------------------------------------
+
+
+class RunsRule:
+    """Per-frame averaged window votes, smoothed, thresholded; runs of one class become segments."""
+
+    def __init__(self, num_classes: int, settings: TimelineSettings):
+        self.k, self.s = num_classes, settings
+        self._votes: collections.deque[np.ndarray] = collections.deque()  # frames from self._next on
+        self._next = 0  # first frame not yet final
+        self._smooth: collections.deque[np.ndarray] = collections.deque()
+        self._decided = 0  # frames labelled so far
+        self._run: list[Any] = [-1, 0, 0.0]  # class (-1: background), start, probability sum
+
+    def push(self, start: int, probs: np.ndarray, background: bool, seen: int) -> list[Segment]:
+        vote = np.zeros(self.k + 2, np.float32)  # K classes, background, number of votes
+        if background:
+            vote[self.k] = 1.0
+        else:
+            vote[:self.k] = probs
+        vote[-1] = 1.0
+        end = start + self.s.window
+        while self._next + len(self._votes) < end:
+            self._votes.append(np.zeros(self.k + 2, np.float32))
+        for offset in range(start - self._next, end - self._next):
+            self._votes[offset] += vote
+        final_until = start + self.s.stride  # no later window covers frames before this
+        return self._finalise(final_until, seen)
+
+    def finish(self, total: int) -> list[Segment]:
+        while self._next + len(self._votes) < total:
+            self._votes.append(np.zeros(self.k + 2, np.float32))
+        out = self._finalise(total, total) + self._label_ready(total, final=True)
+        return out + self._close(total, total)
+
+    def _finalise(self, until: int, seen: int) -> list[Segment]:
+        out: list[Segment] = []
+        while self._next < until and self._votes:
+            votes = self._votes.popleft()
+            self._next += 1
+            background = np.eye(self.k + 1, dtype=np.float32)[self.k]  # a frame no window covers
+            self._smooth.append(votes[:-1] / votes[-1] if votes[-1] else background)
+            out += self._label_ready(seen, final=False)
+        return out
+
+    def _label_ready(self, seen: int, final: bool) -> list[Segment]:
+        """Label every frame whose centred smoothing span is final (all of them at the end)."""
+        out: list[Segment] = []
+        span, half = self.s.smooth_frames, self.s.smooth_frames // 2
+        while self._decided < self._next and (final or self._next >= self._decided - half + span):
+            frame = self._decided
+            first = self._next - len(self._smooth)  # frame of self._smooth[0]
+            while first < frame - half:
+                self._smooth.popleft()
+                first += 1
+            count = min(len(self._smooth), frame - half + span - first)
+            mean = np.mean([self._smooth[i] for i in range(count)], axis=0)
+            best = int(np.argmax(mean))
+            label = best if best < self.k and mean[best] >= self.s.threshold else -1
+            if label != self._run[0]:
+                out += self._close(frame, seen)
+                self._run = [label, frame, 0.0]
+            if label >= 0:
+                self._run[2] += float(mean[label])
+            self._decided += 1
+        return out
+
+    def _close(self, end: int, seen: int) -> list[Segment]:
+        label, start, total = self._run
+        self._run = [-1, end, 0.0]
+        if label < 0 or end - start < self.s.min_run:
+            return []
+        return [Segment(start, end, label, total / (end - start), seen)]
+
+
+class PeaksRule:
+    """Windows that beat every window starting less than a window length away, at ``threshold`` or above."""
+
+    def __init__(self, num_classes: int, settings: TimelineSettings):
+        self.s = settings
+        self._recent: collections.deque[tuple[int, float, int]] = collections.deque()  # start, top, class
+        self._pending: collections.deque[tuple[int, float, int]] = collections.deque()  # candidates
+
+    def push(self, start: int, probs: np.ndarray, background: bool, seen: int) -> list[Segment]:
+        best = int(np.argmax(probs))
+        entry = (start, 0.0 if background else float(probs[best]), best)
+        self._recent.append(entry)
+        if entry[1] >= self.s.threshold:
+            self._pending.append(entry)
+        return self._decide(start, seen)
+
+    def finish(self, total: int) -> list[Segment]:
+        return self._decide(None, total)
+
+    def _decide(self, latest: int | None, seen: int) -> list[Segment]:
+        out = []
+        reach = self.s.window
+        while self._pending and (latest is None or latest - self._pending[0][0] >= reach):
+            start, top, cls = self._pending.popleft()
+            rivals = [e for e in self._recent if abs(e[0] - start) < reach and e[0] != start]
+            if all(top > r[1] if r[0] < start else top >= r[1] for r in rivals):
+                out.append(Segment(start, start + reach, cls, top, seen))
+        oldest = (self._pending[0][0] if self._pending else latest if latest is not None else 0) - reach
+        while self._recent and self._recent[0][0] < oldest:
+            self._recent.popleft()
+        return out
+
+
+def make_rule(num_classes: int, settings: TimelineSettings) -> RunsRule | PeaksRule:
+    return (RunsRule if settings.rule == "runs" else PeaksRule)(num_classes, settings)
+
+
+# --- the pipeline --------------------------------------------------------------------------------
+
+
+@dataclass
+class Preview:
+    frame: int
+    image: np.ndarray  # RGB uint8 thumbnail
+
+
+@dataclass
+class TimelineResult:
+    segments: list[Segment]
+    frames: int
+    windows: int
+    detected_frames: int
+    source_seconds: float  # waiting for frames: decoding and pose extraction (video), reading (skeleton)
+    score_seconds: float  # windows preprocessed, scored and turned into segments
+    wall_seconds: float
+    window_latency: list[float]  # per window: last frame in -> its scores out (seconds)
+    segment_latency: list[float]  # per segment: its last frame in -> segment out (seconds), where still known
+    curve: np.ndarray | None = None  # [windows, K] probabilities (offline runs), float16
+    curve_frames: np.ndarray | None = None  # [windows] centre frame of each window
+    background: np.ndarray | None = None  # [windows] gated windows
+    previews: dict[int, Preview] = field(default_factory=dict)  # segment index -> thumbnail
+
+    def summary(self) -> dict[str, Any]:
+        def stats(values: list[float]) -> dict[str, float | None]:
+            if not values:
+                return {"mean_ms": None, "p95_ms": None, "max_ms": None}
+            ms = 1000 * np.asarray(values)
+            return {"mean_ms": round(float(ms.mean()), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2),
+                    "max_ms": round(float(ms.max()), 2)}
+
+        return {"frames": self.frames, "windows": self.windows, "segments": len(self.segments),
+                "person_found": round(self.detected_frames / self.frames, 4) if self.frames else None,
+                "wall_seconds": round(self.wall_seconds, 3),
+                "frames_per_second": round(self.frames / self.wall_seconds, 1) if self.wall_seconds else None,
+                "scoring_frames_per_second": round(self.frames / self.score_seconds, 1) if self.score_seconds else None,
+                "source_seconds": round(self.source_seconds, 3), "score_seconds": round(self.score_seconds, 3),
+                "window_latency": stats(self.window_latency), "segment_latency": stats(self.segment_latency)}
+
+
+def run_timeline(frames: Iterable[PoseFrame], recognizer: Recognizer, settings: TimelineSettings, *,
+                 on_segment: Callable[[Segment], None] | None = None, keep_curve: bool = True,
+                 on_frame: Callable[[int], None] | None = None) -> TimelineResult:
+    """Slide the windows over ``frames`` (consumed one at a time), score them, extract segments.
+
+    ``on_segment`` sees each segment as soon as it is decided (live output); ``keep_curve`` keeps every
+    window's probabilities for the HTML page (a few bytes per window; off for endless live streams);
+    ``on_frame(n)`` is called after each frame (progress bars). Raises when the sequence is shorter
+    than one window."""
+    class_count = int(recognizer.meta["num_classes"])
+    rule = make_rule(class_count, settings)
+    windower = Windower(settings.window, settings.stride)
+    arrivals: collections.deque[float] = collections.deque(maxlen=4 * settings.window + settings.smooth_frames)
+    thumbs: collections.deque[Preview] = collections.deque(maxlen=(4 * settings.window) // settings.stride + 2)
+    pending: list[Window] = []
+    segments: list[Segment] = []
+    previews: dict[int, Preview] = {}
+    curve: list[np.ndarray] = []
+    gated: list[bool] = []
+    window_latency: list[float] = []
+    segment_latency: list[float] = []
+    clock = time.perf_counter
+    source_seconds = score_seconds = 0.0
+    detected = count = 0
+
+    def emit(found: list[Segment]) -> None:
+        for segment in found:
+            segments.append(segment)
+            last = segment.end - 1
+            if windower.seen - len(arrivals) <= last < windower.seen:
+                segment_latency.append(clock() - arrivals[last - (windower.seen - len(arrivals))])
+            if thumbs:
+                middle = (segment.start + segment.end) // 2
+                previews[len(segments) - 1] = min(thumbs, key=lambda p: abs(p.frame - middle))
+            if on_segment is not None:
+                on_segment(segment)
+
+    def score(batch: list[Window]) -> None:
+        probs, motion = score_windows(recognizer, batch)
+        done = clock()
+        for window, p, moved in zip(batch, probs, motion):
+            window_latency.append(done - window.arrived)
+            background = window.detected < settings.min_detected or moved < settings.min_motion
+            if keep_curve:
+                curve.append(p.astype(np.float16))
+                gated.append(background)
+            emit(rule.push(window.start, p, background, windower.seen))
+
+    started = last = clock()
+    for frame in frames:
+        now = clock()
+        source_seconds += now - last
+        arrivals.append(now)
+        count += 1
+        detected += frame.detected
+        if frame.image is not None:
+            if (count - 1) % settings.stride == 0:
+                thumbs.append(Preview(count - 1, frame.image))
+            frame = PoseFrame(frame.keypoint, frame.score, frame.detected)  # the window ring holds poses only
+        window = windower.push(frame, now)
+        if window is not None:
+            pending.append(window)
+            if len(pending) >= settings.batch:
+                score(pending)
+                pending = []
+        if on_frame is not None:
+            on_frame(count)
+        last = clock()
+        score_seconds += last - now
+    if count < settings.window:
+        raise SsmarError(f"the sequence has {count} frames, fewer than one window ({settings.window} frames); "
+                         f"pass --window {max(2, count)} or less (the model then sees shorter actions than it was "
+                         "trained on)")
+    tail = clock()
+    if pending:
+        score(pending)
+    emit(rule.finish(count))
+    score_seconds += clock() - tail
+    starts = np.arange(len(curve)) * settings.stride
+    return TimelineResult(
+        segments=segments, frames=count, windows=(count - settings.window) // settings.stride + 1,
+        detected_frames=detected, source_seconds=source_seconds, score_seconds=score_seconds,
+        wall_seconds=clock() - started, window_latency=window_latency, segment_latency=segment_latency,
+        curve=np.stack(curve) if curve else None, curve_frames=starts + settings.window // 2 if curve else None,
+        background=np.asarray(gated) if curve else None, previews=previews)
+
+
+def frame_labels(segments: Iterable[Segment], frames: int) -> np.ndarray:
+    """Per frame: the class of the segment covering it, -1 (no micro-action) elsewhere."""
+    labels = np.full(frames, -1, np.int64)
+    for segment in segments:
+        labels[segment.start:min(segment.end, frames)] = segment.class_id
+    return labels
+
+
+def settings_dict(settings: TimelineSettings) -> dict[str, Any]:
+    return {**asdict(settings), "smooth": settings.smooth_frames, "min_frames": settings.min_run}
+
+
+def compose_sequence(clips: list[dict[str, Any]], idle: list[int], rng: np.random.Generator,
+                     jitter: float = 0.003) -> tuple[dict[str, Any], list[tuple[int, int, int]]]:
+    """One long sequence of ``clips`` with ``idle[i]`` still frames before clip ``i`` (and ``idle[-1]``
+    after the last when ``len(idle) == len(clips) + 1``), for ground-truth timelines. An idle stretch
+    holds the neighbouring clip's boundary pose with small per-frame noise (``jitter`` times the pose's
+    extent), the way a person rests between actions. Returns the annotation and the true segments
+    ``(start, end, label)``."""
+    parts, scores, truth, position = [], [], [], 0
+
+    def hold(pose: np.ndarray, score: np.ndarray, frames: int) -> None:
+        extent = float(np.ptp(pose[..., :2])) or 1.0
+        noise = rng.normal(0.0, jitter * extent, (pose.shape[0], frames) + pose.shape[1:]).astype(np.float32)
+        parts.append(pose[:, None] + noise * (score[:, None, :, None] > 0))
+        scores.append(np.repeat(score[:, None], frames, axis=1))
+
+    for i, clip in enumerate(clips):
+        keypoint = np.asarray(clip["keypoint"], np.float32)
+        score = clip.get("keypoint_score")
+        score = np.ones(keypoint.shape[:3], np.float32) if score is None else np.asarray(score, np.float32)
+        hold(keypoint[:, 0], score[:, 0], idle[i])
+        position += idle[i]
+        parts.append(keypoint)
+        scores.append(score)
+        truth.append((position, position + keypoint.shape[1], int(clip["label"])))
+        position += keypoint.shape[1]
+    if len(idle) > len(clips):
+        hold(keypoint[:, -1], score[:, -1], idle[-1])
+    annotation = {"frame_dir": "composed", "label": 0, "keypoint": np.concatenate(parts, axis=1),
+                  "keypoint_score": np.concatenate(scores, axis=1)}
+    annotation["total_frames"] = int(annotation["keypoint"].shape[1])
+    return annotation, truth
