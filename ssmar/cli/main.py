@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "ssmar.cli.predict",
     "ssmar.cli.loop",
     "ssmar.cli.report",
+    "ssmar.cli.timeline",
 )
 
 

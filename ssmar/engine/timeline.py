@@ -29,6 +29,8 @@ Two rules turn window scores into segments (:data:`RULES`):
 from __future__ import annotations
 
 import collections
+import contextlib
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,19 +41,10 @@ import numpy as np
 from ssmar.data.skeleton_format import load_skeleton_pickle
 from ssmar.engine.inference import Recognizer
 from ssmar.errors import SsmarError
+from ssmar.pose.stream import PoseFrame
 
 RULES = ("runs", "peaks")
 SEGMENT_COLUMNS = ("start_frame", "end_frame", "start_s", "end_s", "class_id", "class", "score")
-
-
-@dataclass
-class PoseFrame:
-    """One frame of a pose stream."""
-
-    keypoint: np.ndarray  # float32 [M, V, C]
-    score: np.ndarray  # float32 [M, V]
-    detected: bool  # a person was found
-    image: np.ndarray | None = None  # small RGB thumbnail for previews (video input only)
 
 
 @dataclass(frozen=True)
@@ -419,8 +412,7 @@ def run_timeline(frames: Iterable[PoseFrame], recognizer: Recognizer, settings: 
         count += 1
         detected += frame.detected
         if frame.image is not None:
-            if (count - 1) % settings.stride == 0:
-                thumbs.append(Preview(count - 1, frame.image))
+            thumbs.append(Preview(count - 1, frame.image))
             frame = PoseFrame(frame.keypoint, frame.score, frame.detected)  # the window ring holds poses only
         window = windower.push(frame, now)
         if window is not None:
@@ -493,3 +485,83 @@ def compose_sequence(clips: list[dict[str, Any]], idle: list[int], rng: np.rando
                   "keypoint_score": np.concatenate(scores, axis=1)}
     annotation["total_frames"] = int(annotation["keypoint"].shape[1])
     return annotation, truth
+
+
+# --- inputs and outputs --------------------------------------------------------------------------
+
+SKELETON_SUFFIXES = (".pkl", ".pickle", ".npy")
+
+
+@dataclass
+class TimelineInput:
+    frames: Iterator[PoseFrame]
+    fps: float  # 0.0: unknown (times are then left empty)
+    total: int | None  # expected frames, None when unknown (live)
+    live: bool
+    kind: str  # skeleton | video | live
+
+
+@contextlib.contextmanager
+def open_timeline_input(source: str, *, clip: str | None = None, frame_size: tuple[int, int] | None = None,
+                        fps: float = 0.0, thumbnail_every: int = 0) -> Iterator[TimelineInput]:
+    """Poses of ``source`` one frame at a time: a skeleton pickle / ``.npy`` (poses made elsewhere), or
+    video (file, camera index, URL, ``-`` for raw rgb24 on stdin) through MediaPipe."""
+    if Path(source).suffix.lower() in SKELETON_SUFFIXES:
+        annotation = load_skeleton_sequence(source, clip)
+        yield TimelineInput(skeleton_frames(annotation), fps or float(annotation.get("fps", 0.0)),
+                            int(np.shape(annotation["keypoint"])[1]), False, "skeleton")
+        return
+    from ssmar.pose.mediapipe_pose import PoseEstimator
+    from ssmar.pose.stream import pose_frames
+    from ssmar.video.stream import open_frame_stream, prefetch
+
+    stream = open_frame_stream(source, frame_size=frame_size, fps=fps)
+    try:
+        with PoseEstimator() as estimator:
+            frames = pose_frames(prefetch(stream.frames), estimator, thumbnail_every)
+            yield TimelineInput(frames, stream.fps, stream.total, stream.live, "live" if stream.live else "video")
+    finally:
+        stream.close()
+
+
+class SegmentLog:
+    """The live CSV: the header at once, then one line per segment as it closes (flushed and synced, so
+    another program can follow the file)."""
+
+    def __init__(self, path: Path, fps: float, class_names: list[str]):
+        import csv
+
+        self.fps, self.class_names = fps, class_names
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(path, "w", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._handle, fieldnames=list(SEGMENT_COLUMNS), lineterminator="\n")
+        self._writer.writeheader()
+        self._sync()
+
+    def append(self, segment: Segment) -> None:
+        self._writer.writerow(segment.row(self.fps, self.class_names))
+        self._sync()
+
+    def _sync(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def segment_line(segment: Segment, fps: float, class_names: list[str]) -> str:
+    row = segment.row(fps, class_names)
+    when = (f"{row['start_s']:8.2f}s-{row['end_s']:8.2f}s" if fps > 0
+            else f"frames {segment.start}-{segment.end}")
+    return f"{when}  {row['class']:<32} {segment.score:5.1%}"
+
+
+def timeline_document(result: TimelineResult, settings: TimelineSettings, fps: float, class_names: list[str],
+                      source: str, checkpoint: str) -> dict[str, Any]:
+    """What ``segments.json`` holds: where it came from, how it was made, the segments, the timings."""
+    return {"source": source, "checkpoint": checkpoint, "fps": fps or None, "settings": settings_dict(settings),
+            "no_micro_action": "gate (person in < min_detected of a window's frames, or motion < min_motion) "
+                               "and score rule (best class probability < threshold)",
+            "summary": result.summary(),
+            "segments": [segment.row(fps, class_names) for segment in result.segments]}
