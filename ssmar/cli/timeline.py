@@ -30,8 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threshold", type=float, default=0.5, help="below this class probability: no micro-action")
     parser.add_argument("--smooth", type=int, default=0, metavar="FRAMES", help="runs: moving average span (default stride)")
     parser.add_argument("--min-frames", type=int, default=0, help="runs: drop shorter segments (default window/4)")
-    parser.add_argument("--min-motion", type=float, default=0.0,
-                        help="windows moving less (body sizes per frame) are no micro-action (default 0: off)")
+    parser.add_argument("--min-motion", default="auto",
+                        help="a body moving less (body sizes per frame, smoothed) is no micro-action; default auto: "
+                             "the 25th percentile of the training clips' per-frame speed; 0: off")
     parser.add_argument("--min-detected", type=float, default=0.5,
                         help="windows with a person in fewer of their frames are no micro-action (default 0.5)")
     parser.add_argument("--batch", type=int, default=0, help="windows scored together (default 16; live 1)")
@@ -49,19 +50,22 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
     from ssmar.bench.timeline_page import write_timeline_page
     from ssmar.engine.inference import load_recognizer
-    from ssmar.engine.timeline import (SEGMENT_COLUMNS, SegmentLog, TimelineSettings, check_skeleton_checkpoint,
+    from ssmar.engine.timeline import (SEGMENT_COLUMNS, SegmentLog, TimelineSettings,
                                        open_timeline_input, run_timeline, segment_line, timeline_document,
-                                       training_window)
+                                       training_statistics)
     from ssmar.runtime.io import save_csv, save_json
     from ssmar.video.stream import STDIN, is_live_source, parse_frame_size
 
-    recognizer = load_recognizer(args.checkpoint, args.device)
-    check_skeleton_checkpoint(recognizer, args.checkpoint)
-    window = args.window or training_window(recognizer)
+    recognizer = load_recognizer(args.checkpoint, args.device, skeleton_only="the timeline")
+    window, min_motion = args.window, _number(args.min_motion, "--min-motion") if args.min_motion != "auto" else None
+    if not window or min_motion is None:
+        trained_window, trained_motion = training_statistics(recognizer)
+        window = window or trained_window
+        min_motion = trained_motion if min_motion is None else min_motion
     live = is_live_source(args.source)
     settings = TimelineSettings(window=window, stride=args.stride or max(1, window // 8), rule=args.rule,
                                 threshold=args.threshold, smooth=args.smooth, min_frames=args.min_frames,
-                                min_motion=args.min_motion, min_detected=args.min_detected,
+                                min_motion=min_motion, min_detected=args.min_detected,
                                 batch=args.batch or (1 if live else 16))
     frame_size = parse_frame_size(args.stdin_frames) if args.stdin_frames else None
     name = "stdin" if args.source == STDIN else f"camera{args.source}" if args.source.isdigit() else Path(args.source).stem
@@ -98,3 +102,12 @@ def cmd_timeline(args: argparse.Namespace) -> int:
           f"(window scores: mean {summary['window_latency']['mean_ms']} ms); person found in "
           f"{100 * (summary['person_found'] or 0):.0f}% of frames; wrote {out}/")
     return 0
+
+
+def _number(text: str, option: str) -> float:
+    from ssmar.errors import SsmarError
+
+    try:
+        return float(text)
+    except ValueError:
+        raise SsmarError(f"{option} takes a number or 'auto', got '{text}'") from None

@@ -7,12 +7,14 @@ scaled, resampled to the checkpoint's ``frames``). Poses arrive one frame at a t
 last window (a ring buffer) is held, so a recording of any length, or a camera, runs in bounded
 memory.
 
-"No micro-action here" is decided twice, both without a background class (checkpoints are trained
-on trimmed clips and have none): a *gate* marks a window as background when a person is found in
-fewer than ``min_detected`` of its frames or its body hardly moves (mean joint speed below
-``min_motion`` body sizes per resampled frame: micro-actions are movements, and a classifier
-trained on them only still picks *some* class for a still body); a *score rule* leaves a frame or
-window unlabelled when the winning class's probability is below ``threshold``.
+"No micro-action here" is decided without a background class (checkpoints are trained on trimmed
+clips and have none), by gates and a score rule. Gates: a window with a person in fewer than
+``min_detected`` of its frames is background; for the ``runs`` rule, so is a frame where the body
+is still (mean joint speed, smoothed, below ``min_motion`` body sizes per frame): micro-actions
+are movements, and a classifier that never saw "nothing" still names *some* class for a resting
+body, often confidently. ``min_motion`` defaults (in ``ssmar timeline``) to the 25th percentile of
+the per-frame speed in the checkpoint's training clips (:func:`training_statistics`). Score rule:
+a frame or window whose best class probability is below ``threshold`` is left unlabelled.
 
 Two rules turn window scores into segments (:data:`RULES`):
 
@@ -70,7 +72,7 @@ class TimelineSettings:
     threshold: float = 0.5  # below this probability: no micro-action
     smooth: int = 0  # runs: moving average over this many frames (0: stride)
     min_frames: int = 0  # runs: shorter runs are dropped (0: window // 4)
-    min_motion: float = 0.0  # gate: mean joint speed (body sizes per resampled frame) below this is background
+    min_motion: float = 0.0  # gate: mean joint speed (body sizes per frame) below this is background (0: off)
     min_detected: float = 0.5  # gate: windows with a person in fewer of their frames are background
     batch: int = 16  # windows scored together (1 for the lowest live latency)
 
@@ -100,26 +102,31 @@ class TimelineSettings:
         return self.min_frames or max(1, self.window // 4)
 
 
-def training_window(recognizer: Recognizer) -> int:
-    """The median length of the checkpoint's training clips (raw frames): a window that looks like what
-    the model was trained on. Read from the training file named in the checkpoint's config."""
+def training_statistics(recognizer: Recognizer) -> tuple[int, float]:
+    """The median length of the checkpoint's training clips (raw frames: a window that looks like what the
+    model was trained on) and the 25th percentile of their per-frame body speed (the default
+    ``min_motion``), read from the training file named in the checkpoint's config."""
     data_cfg = recognizer.config["data"]
     source = Path(str(data_cfg.get("file")))
     if not source.is_file():
         raise SsmarError(f"cannot tell the training clips' length: the checkpoint's training data {source} is not "
-                         "here; pass --window FRAMES (about the length of one training clip)")
+                         "here; pass --window FRAMES (about one training clip) and --min-motion (0: off)")
     data = load_skeleton_pickle(source)
     train = set(data["split"].get(data_cfg.get("train_split", "train"), ()))
-    lengths = [int(np.shape(ann["keypoint"])[1]) for ann in data["annotations"] if ann["frame_dir"] in train]
-    if not lengths:
-        lengths = [int(np.shape(ann["keypoint"])[1]) for ann in data["annotations"]]
-    return int(np.median(lengths))
+    clips = [ann for ann in data["annotations"] if ann["frame_dir"] in train] or data["annotations"]
+    speeds = np.concatenate([body_speed(np.asarray(ann["keypoint"], np.float32)[0],
+                                        recognizer.layout.scale_pair) for ann in clips])
+    window = int(np.median([np.shape(ann["keypoint"])[1] for ann in clips]))
+    return window, float(np.percentile(speeds, 25))
 
 
-def check_skeleton_checkpoint(recognizer: Recognizer, checkpoint: str | Path) -> None:
-    if recognizer.layout is None:
-        raise SsmarError(f"{checkpoint} is a video (RGB, data.type=video) checkpoint; the timeline scores poses: "
-                         "pass a checkpoint trained on skeletons (e.g. from ssmar extract-pose data)")
+def body_speed(keypoint: np.ndarray, scale_pair: tuple[int, int]) -> np.ndarray:
+    """Per frame ``[T]`` of one person's ``[T, V, C]``: mean joint displacement in the image plane since the
+    previous frame (0 for the first), in body sizes (the frame's scale bone of the layout)."""
+    a, b = scale_pair
+    size = np.linalg.norm(keypoint[1:, a, :2] - keypoint[1:, b, :2], axis=-1)
+    step = np.linalg.norm(np.diff(keypoint[..., :2], axis=0), axis=-1).mean(-1) / np.where(size > 0, size, 1.0)
+    return np.concatenate([[0.0], step]).astype(np.float32)
 
 
 # --- frame sources -------------------------------------------------------------------------------
@@ -191,15 +198,12 @@ class Windower:
                       float(np.mean([f.detected for f in self._frames])), arrived)
 
 
-def score_windows(recognizer: Recognizer, windows: list[Window]) -> tuple[np.ndarray, np.ndarray]:
-    """Class probabilities ``[n, K]`` and motion ``[n]`` (mean joint speed of the first person, body sizes per
-    resampled frame) of windows preprocessed as training preprocessed a clip."""
+def score_windows(recognizer: Recognizer, windows: list[Window]) -> np.ndarray:
+    """Class probabilities ``[n, K]`` of windows preprocessed as training preprocessed a clip."""
     annotations = [{"frame_dir": f"window_{w.start}", "label": 0, "keypoint": w.keypoint, "keypoint_score": w.score}
                    for w in windows]
-    clips, _, _ = recognizer.encode(annotations)  # [n, C, T, V, M], body-centred and scaled
-    xy = clips[:, :2, :, :, 0]
-    motion = (xy[:, :, 1:] - xy[:, :, :-1]).norm(dim=1).mean(dim=(1, 2)).numpy()
-    return recognizer.probabilities(clips), motion
+    clips, _, _ = recognizer.encode(annotations)
+    return recognizer.probabilities(clips)
 
 
 # --- segment rules -------------------------------------------------------------------------------
@@ -213,8 +217,13 @@ class RunsRule:
         self._votes: collections.deque[np.ndarray] = collections.deque()  # frames from self._next on
         self._next = 0  # first frame not yet final
         self._smooth: collections.deque[np.ndarray] = collections.deque()
+        self._speeds: collections.deque[float] = collections.deque()  # per frame from self._smooth's first on
         self._decided = 0  # frames labelled so far
         self._run: list[Any] = [-1, 0, 0.0]  # class (-1: background), start, probability sum
+
+    def speed(self, value: float) -> None:
+        """The body speed of the next frame (called once per frame, before the windows that cover it)."""
+        self._speeds.append(value)
 
     def push(self, start: int, probs: np.ndarray, background: bool, seen: int) -> list[Segment]:
         vote = np.zeros(self.k + 2, np.float32)  # K classes, background, number of votes
@@ -256,11 +265,13 @@ class RunsRule:
             first = self._next - len(self._smooth)  # frame of self._smooth[0]
             while first < frame - half:
                 self._smooth.popleft()
+                self._speeds.popleft()
                 first += 1
             count = min(len(self._smooth), frame - half + span - first)
             mean = np.mean([self._smooth[i] for i in range(count)], axis=0)
+            still = float(np.mean([self._speeds[i] for i in range(count)])) < self.s.min_motion
             best = int(np.argmax(mean))
-            label = best if best < self.k and mean[best] >= self.s.threshold else -1
+            label = best if best < self.k and mean[best] >= self.s.threshold and not still else -1
             if label != self._run[0]:
                 out += self._close(frame, seen)
                 self._run = [label, frame, 0.0]
@@ -282,6 +293,9 @@ class PeaksRule:
 
     def __init__(self, num_classes: int, settings: TimelineSettings):
         self.s = settings
+
+    def speed(self, value: float) -> None:
+        """This rule uses the scores alone: a window half at rest is still a good detection."""
         self._recent: collections.deque[tuple[int, float, int]] = collections.deque()  # start, top, class
         self._pending: collections.deque[tuple[int, float, int]] = collections.deque()  # candidates
 
@@ -378,6 +392,8 @@ def run_timeline(frames: Iterable[PoseFrame], recognizer: Recognizer, settings: 
     window_latency: list[float] = []
     segment_latency: list[float] = []
     clock = time.perf_counter
+    scale_pair = recognizer.layout.scale_pair
+    previous: PoseFrame | None = None
     source_seconds = score_seconds = 0.0
     detected = count = 0
 
@@ -394,11 +410,11 @@ def run_timeline(frames: Iterable[PoseFrame], recognizer: Recognizer, settings: 
                 on_segment(segment)
 
     def score(batch: list[Window]) -> None:
-        probs, motion = score_windows(recognizer, batch)
+        probs = score_windows(recognizer, batch)
         done = clock()
-        for window, p, moved in zip(batch, probs, motion):
+        for window, p in zip(batch, probs):
             window_latency.append(done - window.arrived)
-            background = window.detected < settings.min_detected or moved < settings.min_motion
+            background = window.detected < settings.min_detected
             if keep_curve:
                 curve.append(p.astype(np.float16))
                 gated.append(background)
@@ -414,6 +430,8 @@ def run_timeline(frames: Iterable[PoseFrame], recognizer: Recognizer, settings: 
         if frame.image is not None:
             thumbs.append(Preview(count - 1, frame.image))
             frame = PoseFrame(frame.keypoint, frame.score, frame.detected)  # the window ring holds poses only
+        rule.speed(_frame_speed(previous, frame, scale_pair))
+        previous = frame
         window = windower.push(frame, now)
         if window is not None:
             pending.append(window)
@@ -442,6 +460,17 @@ def run_timeline(frames: Iterable[PoseFrame], recognizer: Recognizer, settings: 
         background=np.asarray(gated) if curve else None, previews=previews)
 
 
+def _frame_speed(previous: PoseFrame | None, frame: PoseFrame, scale_pair: tuple[int, int]) -> float:
+    """:func:`body_speed` of the first person between two frames (0 where either has no person); the body
+    size is this frame's scale bone."""
+    if previous is None or not (previous.detected and frame.detected):
+        return 0.0
+    a, b = scale_pair
+    now, before = frame.keypoint[0, :, :2], previous.keypoint[0, :, :2]
+    size = float(np.linalg.norm(now[a] - now[b])) or 1.0
+    return float(np.linalg.norm(now - before, axis=-1).mean() / size)
+
+
 def frame_labels(segments: Iterable[Segment], frames: int) -> np.ndarray:
     """Per frame: the class of the segment covering it, -1 (no micro-action) elsewhere."""
     labels = np.full(frames, -1, np.int64)
@@ -455,20 +484,28 @@ def settings_dict(settings: TimelineSettings) -> dict[str, Any]:
 
 
 def compose_sequence(clips: list[dict[str, Any]], idle: list[int], rng: np.random.Generator,
-                     jitter: float = 0.003) -> tuple[dict[str, Any], list[tuple[int, int, int]]]:
-    """One long sequence of ``clips`` with ``idle[i]`` still frames before clip ``i`` (and ``idle[-1]``
-    after the last when ``len(idle) == len(clips) + 1``), for ground-truth timelines. An idle stretch
-    holds the neighbouring clip's boundary pose with small per-frame noise (``jitter`` times the pose's
-    extent), the way a person rests between actions. Returns the annotation and the true segments
+                     scale_pair: tuple[int, int], idle_speed: float) -> tuple[dict[str, Any], list[tuple[int, int, int]]]:
+    """One long sequence of ``clips`` with ``idle[i]`` resting frames before clip ``i`` (and ``idle[-1]``
+    after the last when ``len(idle) == len(clips) + 1``), for ground-truth timelines. A rest holds the
+    neighbouring clip's boundary pose with slow noise (white noise averaged over 15 frames) scaled so
+    that its :func:`body_speed` is about ``idle_speed``. Returns the annotation and the true segments
     ``(start, end, label)``."""
     parts, scores, truth, position = [], [], [], 0
+    span = 15
 
     def hold(pose: np.ndarray, score: np.ndarray, frames: int) -> None:
-        extent = float(np.ptp(pose[..., :2])) or 1.0
-        noise = rng.normal(0.0, jitter * extent, (pose.shape[0], frames) + pose.shape[1:]).astype(np.float32)
+        a, b = scale_pair
+        size = float(np.linalg.norm(pose[0, a, :2] - pose[0, b, :2])) or 1.0
+        # a box average of L white-noise frames changes by sigma * sqrt(2) / L per frame per coordinate, and the
+        # 2-D norm of such a step averages sqrt(pi / 2) times that
+        sigma = idle_speed * size * span / (np.sqrt(2) * np.sqrt(np.pi / 2))
+        white = rng.normal(0.0, sigma, (pose.shape[0], frames + span - 1) + pose.shape[1:]).astype(np.float32)
+        noise = np.cumsum(white, axis=1)
+        noise = (noise[:, span - 1:] - np.concatenate([np.zeros_like(noise[:, :1]), noise[:, :-span]], axis=1)) / span
         parts.append(pose[:, None] + noise * (score[:, None, :, None] > 0))
         scores.append(np.repeat(score[:, None], frames, axis=1))
 
+    keypoint = score = None
     for i, clip in enumerate(clips):
         keypoint = np.asarray(clip["keypoint"], np.float32)
         score = clip.get("keypoint_score")
@@ -479,7 +516,7 @@ def compose_sequence(clips: list[dict[str, Any]], idle: list[int], rng: np.rando
         scores.append(score)
         truth.append((position, position + keypoint.shape[1], int(clip["label"])))
         position += keypoint.shape[1]
-    if len(idle) > len(clips):
+    if len(idle) > len(clips) and keypoint is not None:
         hold(keypoint[:, -1], score[:, -1], idle[-1])
     annotation = {"frame_dir": "composed", "label": 0, "keypoint": np.concatenate(parts, axis=1),
                   "keypoint_score": np.concatenate(scores, axis=1)}
@@ -515,13 +552,18 @@ def open_timeline_input(source: str, *, clip: str | None = None, frame_size: tup
     from ssmar.pose.stream import pose_frames
     from ssmar.video.stream import open_frame_stream, prefetch
 
-    stream = open_frame_stream(source, frame_size=frame_size, fps=fps)
+    from ssmar.video.decode import VideoError
+
     try:
-        with PoseEstimator() as estimator:
-            frames = pose_frames(prefetch(stream.frames), estimator, thumbnail_every)
-            yield TimelineInput(frames, stream.fps, stream.total, stream.live, "live" if stream.live else "video")
-    finally:
-        stream.close()
+        stream = open_frame_stream(source, frame_size=frame_size, fps=fps)
+        try:
+            with PoseEstimator() as estimator:
+                frames = pose_frames(prefetch(stream.frames), estimator, thumbnail_every)
+                yield TimelineInput(frames, stream.fps, stream.total, stream.live, "live" if stream.live else "video")
+        finally:
+            stream.close()
+    except VideoError as exc:
+        raise VideoError(f"{source}: {exc}") from exc
 
 
 class SegmentLog:
@@ -561,7 +603,7 @@ def timeline_document(result: TimelineResult, settings: TimelineSettings, fps: f
                       source: str, checkpoint: str) -> dict[str, Any]:
     """What ``segments.json`` holds: where it came from, how it was made, the segments, the timings."""
     return {"source": source, "checkpoint": checkpoint, "fps": fps or None, "settings": settings_dict(settings),
-            "no_micro_action": "gate (person in < min_detected of a window's frames, or motion < min_motion) "
-                               "and score rule (best class probability < threshold)",
+            "no_micro_action": "gates (a person in < min_detected of a window's frames; runs: body speed < "
+                               "min_motion) and a score rule (best class probability < threshold)",
             "summary": result.summary(),
             "segments": [segment.row(fps, class_names) for segment in result.segments]}

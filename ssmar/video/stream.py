@@ -18,6 +18,7 @@ from typing import BinaryIO, Callable, Iterator
 import numpy as np
 
 from ssmar.errors import SsmarError
+from ssmar.runtime.native_logs import quiet_native_stderr
 from ssmar.video.decode import VideoError, VideoReader
 
 STDIN = "-"
@@ -87,10 +88,11 @@ def _opencv_stream(source: str, fps: float) -> FrameStream:
         import cv2
     except ImportError:
         raise SsmarError("cameras and stream URLs are read with OpenCV; pip install 'ssmar[pose]'") from None
-    capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    with quiet_native_stderr():  # OpenCV's own warnings about a missing device
+        capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
     if not capture.isOpened():
-        what = f"camera {source}" if source.isdigit() else f"stream {source}"
-        raise VideoError(f"cannot open {what} (OpenCV); check the index or URL and that nothing else holds it")
+        what = "camera" if source.isdigit() else "stream"
+        raise VideoError(f"cannot open as a {what} (OpenCV); check the index or URL and that nothing else holds it")
     rate = fps or float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
 
     def frames() -> Iterator[np.ndarray]:
