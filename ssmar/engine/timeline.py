@@ -289,36 +289,48 @@ class RunsRule:
 
 
 class PeaksRule:
-    """Windows that beat every window starting less than a window length away, at ``threshold`` or above."""
+    """Sliding-window detection with non-maximum suppression. A window is a candidate when its best class
+    reaches ``threshold``; its NMS score is that class's probability averaged over the windows starting within
+    a quarter window of it (so that the middle of a plateau of saturated scores wins, not its first window);
+    it becomes a segment when no window starting less than one window away has a higher NMS score."""
 
     def __init__(self, num_classes: int, settings: TimelineSettings):
         self.s = settings
+        self._recent: collections.deque[tuple[int, np.ndarray]] = collections.deque()  # start, probs (0: gated)
+        self._pending: collections.deque[int] = collections.deque()  # candidate starts
 
     def speed(self, value: float) -> None:
         """This rule uses the scores alone: a window half at rest is still a good detection."""
-        self._recent: collections.deque[tuple[int, float, int]] = collections.deque()  # start, top, class
-        self._pending: collections.deque[tuple[int, float, int]] = collections.deque()  # candidates
 
     def push(self, start: int, probs: np.ndarray, background: bool, seen: int) -> list[Segment]:
-        best = int(np.argmax(probs))
-        entry = (start, 0.0 if background else float(probs[best]), best)
-        self._recent.append(entry)
-        if entry[1] >= self.s.threshold:
-            self._pending.append(entry)
+        probs = np.zeros_like(probs) if background else probs
+        self._recent.append((start, probs))
+        if probs.max() >= self.s.threshold:
+            self._pending.append(start)
         return self._decide(start, seen)
 
     def finish(self, total: int) -> list[Segment]:
         return self._decide(None, total)
 
+    def _nms_score(self, start: int, cls: int) -> float:
+        near = self.s.window // 4
+        return float(np.mean([p[cls] for s, p in self._recent if abs(s - start) <= near]))
+
     def _decide(self, latest: int | None, seen: int) -> list[Segment]:
         out = []
-        reach = self.s.window
-        while self._pending and (latest is None or latest - self._pending[0][0] >= reach):
-            start, top, cls = self._pending.popleft()
-            rivals = [e for e in self._recent if abs(e[0] - start) < reach and e[0] != start]
-            if all(top > r[1] if r[0] < start else top >= r[1] for r in rivals):
-                out.append(Segment(start, start + reach, cls, top, seen))
-        oldest = (self._pending[0][0] if self._pending else latest if latest is not None else 0) - reach
+        reach, near = self.s.window, self.s.window // 4
+        by_start = dict(self._recent)
+        while self._pending and (latest is None or latest - self._pending[0] >= reach + near):
+            start = self._pending.popleft()
+            cls = int(np.argmax(by_start[start]))
+            mine = self._nms_score(start, cls)
+            rivals = [s for s, p in self._recent if abs(s - start) < reach and s != start
+                      and p.max() >= self.s.threshold]
+            beaten = any((rival := self._nms_score(s, int(np.argmax(by_start[s])))) > mine
+                         or (rival == mine and s < start) for s in rivals)
+            if not beaten:
+                out.append(Segment(start, start + reach, cls, float(by_start[start][cls]), seen))
+        oldest = (self._pending[0] if self._pending else latest if latest is not None else 0) - 2 * reach
         while self._recent and self._recent[0][0] < oldest:
             self._recent.popleft()
         return out
