@@ -115,16 +115,17 @@ def _polyline(xs: Any, ys: Any, colour: str, opacity: float = 1.0) -> str:
 def _segment_table(result: TimelineResult, fps: float, class_names: list[str]) -> str:
     if not result.segments:
         return "<p>No micro-action segments were found.</p>"
+    previews = bool(result.previews)  # video input only
     rows = []
     for index, segment in enumerate(result.segments):
         row = segment.row(fps, class_names)
         preview = result.previews.get(index)
-        image = _jpeg(preview.image, f"frame {preview.frame}") if preview is not None else ""
+        image = f"<td>{_jpeg(preview.image, f'frame {preview.frame}') if preview is not None else ''}</td>"
         times = f"{row['start_s']:.2f} - {row['end_s']:.2f} s" if fps > 0 else ""
         rows.append(f"<tr><td>{index + 1}</td><td>{_e(row['class'])}</td><td>{segment.start} - {segment.end}</td>"
-                    f"<td>{times}</td><td>{segment.score:.2f}</td><td>{image}</td></tr>")
-    return ("<table><tr><th>#</th><th>class</th><th>frames</th><th>time</th><th>score</th><th>preview</th></tr>"
-            + "".join(rows) + "</table>")
+                    f"<td>{times}</td><td>{segment.score:.2f}</td>{image if previews else ''}</tr>")
+    header = "<th>#</th><th>class</th><th>frames</th><th>time</th><th>score</th>" + ("<th>preview</th>" if previews else "")
+    return f"<table><tr>{header}</tr>" + "".join(rows) + "</table>"
 
 
 def _jpeg(rgb: np.ndarray, alt: str) -> str:
