@@ -2,8 +2,8 @@
 
 ``skeleton``: long sequences composed from a checkpoint's *test-split* clips (every clip drawn at
 random, right or wrong for the model) with rests of varied length between them
-(:func:`ssmar.engine.timeline.compose_sequence`; a rest moves like the stillest tenth of the test
-clips' own frames). Each extraction rule runs on the same sequences; beside them the checkpoint's
+(:func:`ssmar.engine.timeline.compose_sequence`; a rest holds the neighbouring clip's boundary pose
+with that clip's own sensor noise). Each extraction rule runs on the same sequences; beside them the checkpoint's
 clip-level top-1 on the same test split (what is lost by not knowing the boundaries). Throughput is
 skeleton-only (windows preprocessed and scored, segments extracted), batch 16; latency (last frame
 of a segment in -> segment out) is measured in a live pass (batch 1).
@@ -40,19 +40,24 @@ import numpy as np
 from ssmar.data.skeleton_format import load_skeleton_pickle, split_members
 from ssmar.engine.inference import load_recognizer
 from ssmar.engine.segment_metrics import average_precision, frame_accuracy, segment_f1
-from ssmar.engine.timeline import (Segment, TimelineSettings, body_speed, compose_sequence, frame_labels,
+from ssmar.engine.timeline import (Segment, TimelineSettings, compose_sequence, frame_labels,
                                    run_timeline, skeleton_frames, training_statistics)
 from ssmar.runtime.io import save_json
 
 IOUS = (0.3, 0.5)
 
 
-def variants(window: int, min_motion: float) -> dict[str, TimelineSettings]:
-    """The rules compared, with the CLI's defaults (stride window/8, threshold 0.5)."""
-    stride = max(1, window // 8)
-    return {"runs + still gate": TimelineSettings(window=window, stride=stride, rule="runs", min_motion=min_motion),
-            "runs, no still gate": TimelineSettings(window=window, stride=stride, rule="runs", min_motion=0.0),
-            "peaks": TimelineSettings(window=window, stride=stride, rule="peaks")}
+def variants(lengths: tuple[int, ...], min_motion: float) -> dict[str, TimelineSettings]:
+    """The rules compared, with the CLI's defaults (three scales, stride = middle length / 8, threshold 0.5),
+    and each rule with one window length (the median training clip) beside them."""
+    stride = max(1, lengths[1] // 8)
+    multi = dict(window=max(lengths), scales=tuple(lengths), stride=stride)
+    single = dict(window=lengths[1], stride=stride)
+    return {"runs + still gate": TimelineSettings(**multi, rule="runs", min_motion=min_motion),
+            "runs, no still gate": TimelineSettings(**multi, rule="runs", min_motion=0.0),
+            "peaks": TimelineSettings(**multi, rule="peaks"),
+            "runs + still gate, 1 scale": TimelineSettings(**single, rule="runs", min_motion=min_motion),
+            "peaks, 1 scale": TimelineSettings(**single, rule="peaks")}
 
 
 def score(segments: list[Segment], truth: list[tuple[int, int, int]], frames: int) -> dict[str, float]:
@@ -76,24 +81,26 @@ def skeleton_sequences(recognizer: Any, count: int, clips_per_sequence: int, idl
     data = load_skeleton_pickle(data_file)
     split = recognizer.config["data"]["test_split"]
     test = [data["annotations"][i] for i in split_members(data, split, data_file)]
-    pair = recognizer.layout.scale_pair
-    rest_speed = float(np.percentile(np.concatenate([body_speed(np.asarray(a["keypoint"])[0], pair) for a in test]), 10))
     rng = np.random.default_rng(seed)
+    by_subject: dict[Any, list[dict]] = {}
+    for clip in test:  # one person per sequence, as in a recording
+        by_subject.setdefault(clip.get("subject"), []).append(clip)
+    subjects = sorted(by_subject, key=str)
     out = []
-    for _ in range(count):
-        clips = [test[i] for i in rng.choice(len(test), clips_per_sequence, replace=False)]
-        out.append(compose_sequence(clips, list(rng.integers(idle[0], idle[1] + 1, len(clips) + 1)), rng, pair,
-                                    rest_speed))
+    for index in range(count):
+        mine = by_subject[subjects[index % len(subjects)]]
+        clips = [mine[i] for i in rng.choice(len(mine), min(clips_per_sequence, len(mine)), replace=False)]
+        out.append(compose_sequence(clips, list(rng.integers(idle[0], idle[1] + 1, len(clips) + 1)), rng))
     return out
 
 
 def run_skeleton(args: argparse.Namespace) -> dict[str, Any]:
     recognizer = load_recognizer(args.checkpoint)
-    window, min_motion = training_statistics(recognizer)
+    lengths, min_motion = training_statistics(recognizer)
     sequences = skeleton_sequences(recognizer, args.sequences, args.clips, (args.idle_min, args.idle_max), args.seed)
     frames_total = sum(seq["keypoint"].shape[1] for seq, _ in sequences)
     results: dict[str, Any] = {}
-    for name, settings in variants(window, min_motion).items():
+    for name, settings in variants(lengths, min_motion).items():
         per_sequence, wall = [], 0.0
         for sequence, truth in sequences:
             result = run_timeline(skeleton_frames(sequence), recognizer, settings)
@@ -110,7 +117,7 @@ def run_skeleton(args: argparse.Namespace) -> dict[str, Any]:
                              live_latency_ms_p95=1000 * float(np.percentile(live_latency, 95)) if live_latency else None)
         print(f"{name:<22} " + " ".join(f"{k}={v:.3f}" for k, v in results[name].items() if v is not None), flush=True)
     return {"mode": "skeleton", "checkpoint": args.checkpoint, "data": recognizer.config["data"]["file"],
-            "clip_top1": clip_top1(recognizer), "window": window, "stride": max(1, window // 8),
+            "clip_top1": clip_top1(recognizer), "lengths": lengths, "stride": max(1, lengths[1] // 8),
             "min_motion_auto": min_motion, "sequences": args.sequences, "clips_per_sequence": args.clips,
             "idle_frames": [args.idle_min, args.idle_max], "frames": frames_total,
             "true_segments": sum(len(t) for _, t in sequences), "rules": results}
@@ -155,7 +162,7 @@ def run_video(args: argparse.Namespace) -> dict[str, Any]:
     from ssmar.engine.timeline import open_timeline_input
 
     recognizer = load_recognizer(args.checkpoint)
-    window, min_motion = training_statistics(recognizer)
+    lengths, min_motion = training_statistics(recognizer)
     class_names = list(recognizer.meta["class_names"])
     out = Path(args.work_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,7 +170,7 @@ def run_video(args: argparse.Namespace) -> dict[str, Any]:
     truth = compose_video(Path(args.demo), class_names, video, args.loops, args.seed, (args.idle_min, args.idle_max),
                           args.max_side)
     results = {}
-    for name, settings in variants(window, min_motion).items():
+    for name, settings in variants(lengths, min_motion).items():
         with open_timeline_input(str(video), thumbnail_every=settings.stride) as source:
             result = run_timeline(source.frames, recognizer, settings)
         results[name] = {**score(result.segments, truth, result.frames), **result.summary()}
@@ -171,7 +178,7 @@ def run_video(args: argparse.Namespace) -> dict[str, Any]:
         if not args.all_rules:
             break
     return {"mode": "video", "checkpoint": args.checkpoint, "video": str(video), "max_side": args.max_side,
-            "true_segments": len(truth), "truth": truth, "window": window, "rules": results}
+            "true_segments": len(truth), "truth": truth, "lengths": lengths, "rules": results}
 
 
 # --- memory --------------------------------------------------------------------------------------
@@ -187,8 +194,9 @@ def rss_mb() -> float:
 
 def run_memory(args: argparse.Namespace) -> dict[str, Any]:
     recognizer = load_recognizer(args.checkpoint)
-    window, min_motion = training_statistics(recognizer)
-    settings = TimelineSettings(window=window, stride=max(1, window // 8), min_motion=min_motion, batch=1)
+    lengths, min_motion = training_statistics(recognizer)
+    settings = TimelineSettings(window=max(lengths), scales=lengths, stride=max(1, lengths[1] // 8),
+                                min_motion=min_motion, batch=1)
     total = int(args.minutes * 60 * args.fps)
     samples: list[tuple[int, float, float]] = []
     started = time.perf_counter()

@@ -20,7 +20,7 @@ from ssmar.data.synth import generate_synthetic
 from ssmar.engine.inference import Recognizer, load_recognizer
 from ssmar.engine.runs import run_training
 from ssmar.engine.segment_metrics import average_precision, frame_accuracy, segment_f1
-from ssmar.engine.timeline import (Segment, TimelineSettings, body_speed, compose_sequence, frame_labels,
+from ssmar.engine.timeline import (Segment, TimelineSettings, compose_sequence, frame_labels,
                                    run_timeline, skeleton_frames, training_statistics)
 from test_report_browser import browser, load_in_browser  # noqa: F401 - the fixture is used by name
 
@@ -53,12 +53,9 @@ def tiny_timeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Recog
 
 
 def composed(recognizer: Recognizer, clips: list[dict], seed: int = 0) -> tuple[dict, list[tuple[int, int, int]]]:
-    """The clips with rests of 20-60 frames around them, the rests a quarter as fast as the stillest tenth
-    of the clips' own frames (sensor noise on a resting body)."""
+    """The clips (one test subject's) with rests of 20-60 frames around them."""
     rng = np.random.default_rng(seed)
-    speeds = np.concatenate([body_speed(np.asarray(a["keypoint"])[0], recognizer.layout.scale_pair) for a in clips])
-    return compose_sequence(clips, list(rng.integers(20, 60, len(clips) + 1)), rng, recognizer.layout.scale_pair,
-                            0.25 * float(np.percentile(speeds, 10)))
+    return compose_sequence(clips, list(rng.integers(20, 60, len(clips) + 1)), rng)
 
 
 def predicted(segments: list[Segment]) -> list[tuple[int, int, int, float]]:
@@ -66,32 +63,37 @@ def predicted(segments: list[Segment]) -> list[tuple[int, int, int, float]]:
 
 
 def test_composed_sequence_is_recovered(tiny_timeline: tuple[Path, Recognizer, list[dict]]) -> None:
-    """Tolerance: every true segment is found with its class at temporal IoU >= 0.5, at most one extra
-    segment, and >= 85 % of the frames (action or rest) labelled right, by the default rule (runs)."""
+    """Tolerance, default rule (peaks): at temporal IoU >= 0.5 with the right class, at least 3 of the 5 true
+    segments are found and at least 3 of 4 found segments are true. (The model has no "nothing" class: the
+    rests between actions, where the body shifts from one clip's posture to the next, can look like an
+    action to it; BENCHMARKS.md measures how often.)"""
     _, recognizer, clips = tiny_timeline
     sequence, truth = composed(recognizer, clips)
-    window, min_motion = training_statistics(recognizer)
+    lengths, min_motion = training_statistics(recognizer)
+    window = lengths[1]
     result = run_timeline(skeleton_frames(sequence), recognizer,
-                          TimelineSettings(window=window, stride=window // 8, min_motion=min_motion))
+                          TimelineSettings(window=window, stride=window // 8, rule="peaks"))
     found = predicted(result.segments)
+    scores = segment_f1(found, truth, 0.5)
+    assert len(truth) == 5 and scores["recall"] >= 0.6 and scores["precision"] >= 0.75, (truth, found)
+    assert average_precision(found, truth, 0.5) >= 0.4  # mean over the 3 classes present
     frames = sequence["keypoint"].shape[1]
-    assert segment_f1(found, truth, 0.5)["recall"] == 1.0, (truth, found)
-    assert len(found) <= len(truth) + 1, (truth, found)
-    true_frames = frame_labels([Segment(a, b, c, 1.0, 0) for a, b, c in truth], frames)
-    assert frame_accuracy(frame_labels(result.segments, frames), true_frames) >= 0.85
-    assert average_precision(found, truth, 0.5) >= 0.8
     assert result.frames == frames and result.windows == (frames - window) // (window // 8) + 1
+    assert all(s.end - s.start == window for s in result.segments), "peaks: each segment is one window"
+    assert all(b.start >= a.end for a, b in zip(result.segments, result.segments[1:])), "and none overlap"
 
-    # the same windows without the still-body gate: rests take the neighbouring class and segments merge
-    ungated = run_timeline(skeleton_frames(sequence), recognizer,
-                           TimelineSettings(window=window, stride=window // 8, min_motion=0.0))
-    assert segment_f1(predicted(ungated.segments), truth, 0.5)["f1"] < segment_f1(found, truth, 0.5)["f1"]
+    # a rule can be checked against the truth frame by frame too; the runs rule tiles the frames
+    runs = run_timeline(skeleton_frames(sequence), recognizer,
+                        TimelineSettings(window=window, stride=window // 8, min_motion=min_motion))
+    assert runs.segments and all(b.start >= a.end for a, b in zip(runs.segments, runs.segments[1:]))
+    assert all(s.end - s.start >= window // 4 for s in runs.segments), "shorter runs are dropped"
+    true_frames = frame_labels([Segment(a, b, c, 1.0, 0) for a, b, c in truth], frames)
+    assert frame_accuracy(frame_labels(result.segments, frames), true_frames) > (true_frames == -1).mean()
 
-    # the peaks rule: windows after non-maximum suppression, each exactly one window long, none overlapping
-    peaks = run_timeline(skeleton_frames(sequence), recognizer,
-                         TimelineSettings(window=window, stride=window // 8, rule="peaks"))
-    assert peaks.segments and all(s.end - s.start == window for s in peaks.segments)
-    assert all(b.start >= a.end for a, b in zip(peaks.segments, peaks.segments[1:]))
+    # three window lengths at once: segments of the scales' lengths
+    scaled = run_timeline(skeleton_frames(sequence), recognizer,
+                          TimelineSettings(window=max(lengths), scales=lengths, stride=window // 8, rule="peaks"))
+    assert {s.end - s.start for s in scaled.segments} <= set(lengths) and scaled.segments
 
 
 def test_live_and_offline_decide_the_same_segments(tiny_timeline: tuple[Path, Recognizer, list[dict]]) -> None:
@@ -145,7 +147,8 @@ def test_skeleton_cli_writes_csv_json_and_html(tiny_timeline: tuple[Path, Recogn
     assert len(rows) == len(document["segments"]) == document["summary"]["segments"] >= len(truth) - 1
     assert [int(r["start_frame"]) for r in rows] == [s["start_frame"] for s in document["segments"]]
     assert float(rows[0]["start_s"]) == pytest.approx(int(rows[0]["start_frame"]) / 30, abs=1e-3)
-    assert document["settings"]["window"] == training_statistics(recognizer)[0]
+    assert document["settings"]["lengths"] == [training_statistics(recognizer)[0][1]]  # the median training clip
+    assert document["settings"]["rule"] == "peaks"
     assert "latency frame in -> segment out" in printed and "segments in" in printed
     page = (out / "timeline.html").read_text()
     assert page.count("class=\"seg\"") == len(rows) and "<script" not in page

@@ -34,7 +34,7 @@ def write_timeline_page(result: TimelineResult, settings: TimelineSettings, fps:
     title = f"ssmar timeline of {Path(source).name}"
     summary = result.summary()
     facts = (f"{result.frames} frames{f' at {fps:g} fps' if fps > 0 else ''}, {result.windows} windows of "
-             f"{settings.window} frames every {settings.stride}, rule <b>{settings.rule}</b>, threshold "
+             f"{'/'.join(map(str, settings.lengths))} frames every {settings.stride}, rule <b>{settings.rule}</b>, threshold "
              f"{settings.threshold:g}; {len(result.segments)} segments; a person in "
              f"{100 * (summary['person_found'] or 0):.0f}% of the frames; {summary['frames_per_second']} frames/s.")
     parts = [f"<p class=\"note\">{facts}</p>", _timeline_svg(result, settings, fps, class_names),

@@ -21,11 +21,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("source", metavar="SOURCE")
     parser.add_argument("--checkpoint", required=True, help="latest.pt / best.pt of a skeleton run")
     parser.add_argument("-o", "--output", metavar="DIR", help="output folder (default SOURCE-stem.timeline)")
-    parser.add_argument("--rule", default="runs", choices=("runs", "peaks"),
-                        help="segment extraction: runs (per-frame votes, smoothed, thresholded; default) or peaks "
-                             "(window non-maximum suppression)")
+    parser.add_argument("--rule", default="peaks", choices=("peaks", "runs"),
+                        help="segment extraction: peaks (window non-maximum suppression; default) or runs (per-frame "
+                             "votes, smoothed, thresholded, a still body counting as no micro-action)")
     parser.add_argument("--window", type=int, default=0, metavar="FRAMES",
-                        help="frames per window (default: median training clip length)")
+                        help="frames per window (default: the median length of the training clips)")
+    parser.add_argument("--scales", action="store_true",
+                        help="score three window lengths at each position (the 20th/50th/80th percentiles of the "
+                             "training clips' lengths) instead of one")
     parser.add_argument("--stride", type=int, default=0, metavar="FRAMES", help="frames between windows (default window/8)")
     parser.add_argument("--threshold", type=float, default=0.5, help="below this class probability: no micro-action")
     parser.add_argument("--smooth", type=int, default=0, metavar="FRAMES", help="runs: moving average span (default stride)")
@@ -57,13 +60,16 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     from ssmar.video.stream import STDIN, is_live_source, parse_frame_size
 
     recognizer = load_recognizer(args.checkpoint, args.device, skeleton_only="the timeline")
-    window, min_motion = args.window, _number(args.min_motion, "--min-motion") if args.min_motion != "auto" else None
-    if not window or min_motion is None:
-        trained_window, trained_motion = training_statistics(recognizer)
-        window = window or trained_window
+    lengths = (args.window,) if args.window and not args.scales else None
+    min_motion = _number(args.min_motion, "--min-motion") if args.min_motion != "auto" else None
+    if lengths is None or min_motion is None:
+        trained_lengths, trained_motion = training_statistics(recognizer)
+        lengths = lengths or (trained_lengths if args.scales else (trained_lengths[1],))
         min_motion = trained_motion if min_motion is None else min_motion
+    middle = sorted(lengths)[len(lengths) // 2]
     live = is_live_source(args.source)
-    settings = TimelineSettings(window=window, stride=args.stride or max(1, window // 8), rule=args.rule,
+    settings = TimelineSettings(window=max(lengths), scales=tuple(lengths), stride=args.stride or max(1, middle // 8),
+                                rule=args.rule,
                                 threshold=args.threshold, smooth=args.smooth, min_frames=args.min_frames,
                                 min_motion=min_motion, min_detected=args.min_detected,
                                 batch=args.batch or (1 if live else 16))

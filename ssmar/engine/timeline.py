@@ -66,8 +66,9 @@ class Segment:
 
 @dataclass(frozen=True)
 class TimelineSettings:
-    window: int  # frames per window (raw frames, before resampling to the checkpoint's length)
+    window: int  # frames per window (raw frames, before resampling to the checkpoint's length); the longest scale
     stride: int  # frames between window starts
+    scales: tuple[int, ...] = ()  # shorter window lengths, centred in each window (multi-scale); () = window only
     rule: str = "runs"
     threshold: float = 0.5  # below this probability: no micro-action
     smooth: int = 0  # runs: moving average over this many frames (0: stride)
@@ -92,6 +93,13 @@ class TimelineSettings:
             raise SsmarError(f"--min-detected is a fraction in [0, 1], got {self.min_detected}")
         if self.batch < 1:
             raise SsmarError(f"--batch must be >= 1, got {self.batch}")
+        if any(not 2 <= length <= self.window for length in self.scales):
+            raise SsmarError(f"--scales must lie between 2 and the window ({self.window}), got {list(self.scales)}")
+
+    @property
+    def lengths(self) -> tuple[int, ...]:
+        """Every window length scored at each position, longest first."""
+        return tuple(sorted(set(self.scales) | {self.window}, reverse=True))
 
     @property
     def smooth_frames(self) -> int:
@@ -102,10 +110,12 @@ class TimelineSettings:
         return self.min_frames or max(1, self.window // 4)
 
 
-def training_statistics(recognizer: Recognizer) -> tuple[int, float]:
-    """The median length of the checkpoint's training clips (raw frames: a window that looks like what the
-    model was trained on) and the 25th percentile of their per-frame body speed (the default
-    ``min_motion``), read from the training file named in the checkpoint's config."""
+def training_statistics(recognizer: Recognizer) -> tuple[tuple[int, int, int], float]:
+    """The 20th, 50th and 80th percentiles of the checkpoint's training clip lengths (raw frames: window
+    scales that look like what the model was trained on; it learned each clip resampled to a fixed
+    length, so one window length alone misreads the tempo of actions much shorter or longer than it)
+    and the 25th percentile of their per-frame body speed (the default ``min_motion``), read from the
+    training file named in the checkpoint's config."""
     data_cfg = recognizer.config["data"]
     source = Path(str(data_cfg.get("file")))
     if not source.is_file():
@@ -116,8 +126,9 @@ def training_statistics(recognizer: Recognizer) -> tuple[int, float]:
     clips = [ann for ann in data["annotations"] if ann["frame_dir"] in train] or data["annotations"]
     speeds = np.concatenate([body_speed(np.asarray(ann["keypoint"], np.float32)[0],
                                         recognizer.layout.scale_pair) for ann in clips])
-    window = int(np.median([np.shape(ann["keypoint"])[1] for ann in clips]))
-    return window, float(np.percentile(speeds, 25))
+    lengths = np.percentile([np.shape(ann["keypoint"])[1] for ann in clips], (20, 50, 80))
+    short, middle, long = (max(2, int(round(length))) for length in lengths)
+    return (short, middle, long), float(np.percentile(speeds, 25))
 
 
 def body_speed(keypoint: np.ndarray, scale_pair: tuple[int, int]) -> np.ndarray:
@@ -172,6 +183,7 @@ def load_skeleton_sequence(path: str | Path, clip: str | None = None) -> dict[st
 
 @dataclass
 class Window:
+    position: int  # start of the longest window at this position (all scales share its centre)
     start: int
     keypoint: np.ndarray  # [M, W, V, C]
     score: np.ndarray  # [M, W, V]
@@ -180,22 +192,30 @@ class Window:
 
 
 class Windower:
-    """The last ``window`` frames (a ring buffer); hands out a window every ``stride`` frames."""
+    """The last ``window`` frames (a ring buffer); every ``stride`` frames hands out one window per length,
+    the shorter ones centred in the longest."""
 
-    def __init__(self, window: int, stride: int):
-        self.window, self.stride = window, stride
-        self._frames: collections.deque[PoseFrame] = collections.deque(maxlen=window)
+    def __init__(self, lengths: tuple[int, ...], stride: int):
+        self.window, self.lengths, self.stride = max(lengths), lengths, stride
+        self._frames: collections.deque[PoseFrame] = collections.deque(maxlen=self.window)
         self.seen = 0
 
-    def push(self, frame: PoseFrame, arrived: float) -> Window | None:
+    def push(self, frame: PoseFrame, arrived: float) -> list[Window]:
         self._frames.append(frame)
         self.seen += 1
-        start = self.seen - self.window
-        if start < 0 or start % self.stride:
-            return None
-        return Window(start, np.stack([f.keypoint for f in self._frames], axis=1),
-                      np.stack([f.score for f in self._frames], axis=1),
-                      float(np.mean([f.detected for f in self._frames])), arrived)
+        position = self.seen - self.window
+        if position < 0 or position % self.stride:
+            return []
+        keypoint = np.stack([f.keypoint for f in self._frames], axis=1)
+        score = np.stack([f.score for f in self._frames], axis=1)
+        detected = np.array([f.detected for f in self._frames])
+        windows = []
+        for length in self.lengths:
+            offset = (self.window - length) // 2
+            part = slice(offset, offset + length)
+            windows.append(Window(position, position + offset, keypoint[:, part], score[:, part],
+                                  float(detected[part].mean()), arrived))
+        return windows
 
 
 def score_windows(recognizer: Recognizer, windows: list[Window]) -> np.ndarray:
@@ -225,19 +245,21 @@ class RunsRule:
         """The body speed of the next frame (called once per frame, before the windows that cover it)."""
         self._speeds.append(value)
 
-    def push(self, start: int, probs: np.ndarray, background: bool, seen: int) -> list[Segment]:
-        vote = np.zeros(self.k + 2, np.float32)  # K classes, background, number of votes
-        if background:
-            vote[self.k] = 1.0
-        else:
-            vote[:self.k] = probs
-        vote[-1] = 1.0
-        end = start + self.s.window
-        while self._next + len(self._votes) < end:
-            self._votes.append(np.zeros(self.k + 2, np.float32))
-        for offset in range(start - self._next, end - self._next):
-            self._votes[offset] += vote
-        final_until = start + self.s.stride  # no later window covers frames before this
+    def push(self, position: int, scored: list[tuple[Window, np.ndarray, bool]], seen: int) -> list[Segment]:
+        """The windows of one position (every scale): each votes on the frames it covers."""
+        for window, probs, background in scored:
+            vote = np.zeros(self.k + 2, np.float32)  # K classes, background, number of votes
+            if background:
+                vote[self.k] = 1.0
+            else:
+                vote[:self.k] = probs
+            vote[-1] = 1.0
+            end = window.start + window.keypoint.shape[1]
+            while self._next + len(self._votes) < end:
+                self._votes.append(np.zeros(self.k + 2, np.float32))
+            for offset in range(window.start - self._next, end - self._next):
+                self._votes[offset] += vote
+        final_until = position + self.s.stride  # no later window covers frames before this
         return self._finalise(final_until, seen)
 
     def finish(self, total: int) -> list[Segment]:
@@ -289,48 +311,57 @@ class RunsRule:
 
 
 class PeaksRule:
-    """Sliding-window detection with non-maximum suppression. A window is a candidate when its best class
-    reaches ``threshold``; its NMS score is that class's probability averaged over the windows starting within
-    a quarter window of it (so that the middle of a plateau of saturated scores wins, not its first window);
-    it becomes a segment when no window starting less than one window away has a higher NMS score."""
+    """Sliding-window detection with non-maximum suppression over positions and scales. A window is a
+    candidate when its best class reaches ``threshold``; its NMS score is that class's probability averaged
+    over the windows (any scale) centred within a quarter of its length of its centre (so that the middle
+    of a plateau of saturated scores wins, not its first window); it becomes a segment of its own extent
+    when no overlapping candidate has a higher NMS score."""
 
     def __init__(self, num_classes: int, settings: TimelineSettings):
         self.s = settings
-        self._recent: collections.deque[tuple[int, np.ndarray]] = collections.deque()  # start, probs (0: gated)
-        self._pending: collections.deque[int] = collections.deque()  # candidate starts
+        self._recent: collections.deque[tuple[int, int, np.ndarray]] = collections.deque()  # start, length, probs
+        self._pending: collections.deque[tuple[int, int, np.ndarray]] = collections.deque()  # candidates
 
     def speed(self, value: float) -> None:
         """This rule uses the scores alone: a window half at rest is still a good detection."""
 
-    def push(self, start: int, probs: np.ndarray, background: bool, seen: int) -> list[Segment]:
-        probs = np.zeros_like(probs) if background else probs
-        self._recent.append((start, probs))
-        if probs.max() >= self.s.threshold:
-            self._pending.append(start)
-        return self._decide(start, seen)
+    def push(self, position: int, scored: list[tuple[Window, np.ndarray, bool]], seen: int) -> list[Segment]:
+        for window, probs, background in scored:
+            entry = (window.start, window.keypoint.shape[1], np.zeros_like(probs) if background else probs)
+            self._recent.append(entry)
+            if entry[2].max() >= self.s.threshold:
+                self._pending.append(entry)
+        return self._decide(position, seen)
 
     def finish(self, total: int) -> list[Segment]:
         return self._decide(None, total)
 
-    def _nms_score(self, start: int, cls: int) -> float:
-        near = self.s.window // 4
-        return float(np.mean([p[cls] for s, p in self._recent if abs(s - start) <= near]))
+    def _nms_score(self, entry: tuple[int, int, np.ndarray]) -> float:
+        start, length, probs = entry
+        centre, cls = start + length / 2, int(np.argmax(probs))
+        return float(np.mean([p[cls] for s, n, p in self._recent if abs(s + n / 2 - centre) <= length / 4]))
 
     def _decide(self, latest: int | None, seen: int) -> list[Segment]:
         out = []
-        reach, near = self.s.window, self.s.window // 4
-        by_start = dict(self._recent)
-        while self._pending and (latest is None or latest - self._pending[0] >= reach + near):
-            start = self._pending.popleft()
-            cls = int(np.argmax(by_start[start]))
-            mine = self._nms_score(start, cls)
-            rivals = [s for s, p in self._recent if abs(s - start) < reach and s != start
-                      and p.max() >= self.s.threshold]
-            beaten = any((rival := self._nms_score(s, int(np.argmax(by_start[s])))) > mine
-                         or (rival == mine and s < start) for s in rivals)
+        reach = self.s.window + self.s.window // 4
+        while self._pending and (latest is None or latest - self._pending[0][0] >= reach):
+            entry = self._pending.popleft()
+            start, length, probs = entry
+            mine = self._nms_score(entry)
+            beaten = False
+            for rival in self._recent:
+                if rival is entry or rival[2].max() < self.s.threshold:
+                    continue
+                if min(start + length, rival[0] + rival[1]) <= max(start, rival[0]):
+                    continue  # no overlap
+                theirs = self._nms_score(rival)
+                if theirs > mine or (theirs == mine and (rival[0], -rival[1]) < (start, -length)):
+                    beaten = True
+                    break
             if not beaten:
-                out.append(Segment(start, start + reach, cls, float(by_start[start][cls]), seen))
-        oldest = (self._pending[0] if self._pending else latest if latest is not None else 0) - 2 * reach
+                cls = int(np.argmax(probs))
+                out.append(Segment(start, start + length, cls, float(probs[cls]), seen))
+        oldest = (self._pending[0][0] if self._pending else latest if latest is not None else 0) - 2 * self.s.window
         while self._recent and self._recent[0][0] < oldest:
             self._recent.popleft()
         return out
@@ -393,7 +424,7 @@ def run_timeline(frames: Iterable[PoseFrame], recognizer: Recognizer, settings: 
     than one window."""
     class_count = int(recognizer.meta["num_classes"])
     rule = make_rule(class_count, settings)
-    windower = Windower(settings.window, settings.stride)
+    windower = Windower(settings.lengths, settings.stride)
     arrivals: collections.deque[float] = collections.deque(maxlen=4 * settings.window + settings.smooth_frames)
     thumbs: collections.deque[Preview] = collections.deque(maxlen=(4 * settings.window) // settings.stride + 2)
     pending: list[Window] = []
@@ -424,13 +455,15 @@ def run_timeline(frames: Iterable[PoseFrame], recognizer: Recognizer, settings: 
     def score(batch: list[Window]) -> None:
         probs = score_windows(recognizer, batch)
         done = clock()
-        for window, p in zip(batch, probs):
-            window_latency.append(done - window.arrived)
-            background = window.detected < settings.min_detected
+        scales = len(settings.lengths)
+        for first in range(0, len(batch), scales):  # the windows of one position, every scale
+            scored = [(w, p, w.detected < settings.min_detected)
+                      for w, p in zip(batch[first:first + scales], probs[first:first + scales])]
+            window_latency.append(done - batch[first].arrived)
             if keep_curve:
-                curve.append(p.astype(np.float16))
-                gated.append(background)
-            emit(rule.push(window.start, p, background, windower.seen))
+                curve.append(np.mean([p for _, p, _ in scored], axis=0).astype(np.float16))
+                gated.append(all(background for _, _, background in scored))
+            emit(rule.push(batch[first].position, scored, windower.seen))
 
     started = last = clock()
     for frame in frames:
@@ -444,12 +477,10 @@ def run_timeline(frames: Iterable[PoseFrame], recognizer: Recognizer, settings: 
             frame = PoseFrame(frame.keypoint, frame.score, frame.detected)  # the window ring holds poses only
         rule.speed(_frame_speed(previous, frame, scale_pair))
         previous = frame
-        window = windower.push(frame, now)
-        if window is not None:
-            pending.append(window)
-            if len(pending) >= settings.batch:
-                score(pending)
-                pending = []
+        pending += windower.push(frame, now)
+        if len(pending) >= settings.batch * len(settings.lengths):
+            score(pending)
+            pending = []
         if on_frame is not None:
             on_frame(count)
         last = clock()
@@ -492,44 +523,44 @@ def frame_labels(segments: Iterable[Segment], frames: int) -> np.ndarray:
 
 
 def settings_dict(settings: TimelineSettings) -> dict[str, Any]:
-    return {**asdict(settings), "smooth": settings.smooth_frames, "min_frames": settings.min_run}
+    return {**asdict(settings), "lengths": list(settings.lengths), "smooth": settings.smooth_frames,
+            "min_frames": settings.min_run}
 
 
-def compose_sequence(clips: list[dict[str, Any]], idle: list[int], rng: np.random.Generator,
-                     scale_pair: tuple[int, int], idle_speed: float) -> tuple[dict[str, Any], list[tuple[int, int, int]]]:
-    """One long sequence of ``clips`` with ``idle[i]`` resting frames before clip ``i`` (and ``idle[-1]``
-    after the last when ``len(idle) == len(clips) + 1``), for ground-truth timelines. A rest holds the
-    neighbouring clip's boundary pose with slow noise (white noise averaged over 15 frames) scaled so
-    that its :func:`body_speed` is about ``idle_speed``. Returns the annotation and the true segments
-    ``(start, end, label)``."""
+def compose_sequence(clips: list[dict[str, Any]], idle: list[int],
+                     rng: np.random.Generator) -> tuple[dict[str, Any], list[tuple[int, int, int]]]:
+    """One long sequence of ``clips`` (best: one person's, as in a real recording) with ``idle[i]`` resting
+    frames before clip ``i`` (and ``idle[-1]`` after the last when ``len(idle) == len(clips) + 1``), for
+    ground-truth timelines. A rest holds the previous clip's last pose, then in its second half moves
+    smoothly (a half cosine) to the next clip's first pose, so that no frame jumps; on top lies the
+    clip's own per-joint sensor noise (from its second differences, which white noise dominates:
+    var = 6 sigma^2). Returns the annotation and the true segments ``(start, end, label)``."""
     parts, scores, truth, position = [], [], [], 0
-    span = 15
 
-    def hold(pose: np.ndarray, score: np.ndarray, frames: int) -> None:
-        a, b = scale_pair
-        size = float(np.linalg.norm(pose[0, a, :2] - pose[0, b, :2])) or 1.0
-        # a box average of L white-noise frames changes by sigma * sqrt(2) / L per frame per coordinate, and the
-        # 2-D norm of such a step averages sqrt(pi / 2) times that
-        sigma = idle_speed * size * span / (np.sqrt(2) * np.sqrt(np.pi / 2))
-        white = rng.normal(0.0, sigma, (pose.shape[0], frames + span - 1) + pose.shape[1:]).astype(np.float32)
-        noise = np.cumsum(white, axis=1)
-        noise = (noise[:, span - 1:] - np.concatenate([np.zeros_like(noise[:, :1]), noise[:, :-span]], axis=1)) / span
-        parts.append(pose[:, None] + noise * (score[:, None, :, None] > 0))
+    def rest(before: np.ndarray, after: np.ndarray, score: np.ndarray, sigma: np.ndarray, frames: int) -> None:
+        ramp = np.clip(np.linspace(-1.0, 1.0, frames), 0.0, 1.0)  # still for the first half, then moving
+        weight = (0.5 - 0.5 * np.cos(np.pi * ramp)).astype(np.float32)[None, :, None, None]
+        pose = (1 - weight) * before[:, None] + weight * after[:, None]
+        noise = rng.normal(0.0, 1.0, pose.shape).astype(np.float32) * sigma[:, None]
+        parts.append(pose + noise * (score[:, None, :, None] > 0))
         scores.append(np.repeat(score[:, None], frames, axis=1))
 
-    keypoint = score = None
+    last = None
     for i, clip in enumerate(clips):
         keypoint = np.asarray(clip["keypoint"], np.float32)
         score = clip.get("keypoint_score")
         score = np.ones(keypoint.shape[:3], np.float32) if score is None else np.asarray(score, np.float32)
-        hold(keypoint[:, 0], score[:, 0], idle[i])
+        second = np.diff(keypoint, n=2, axis=1) if keypoint.shape[1] > 2 else np.zeros_like(keypoint[:, :1])
+        sigma = second.std(axis=1) / np.sqrt(6.0)  # [M, V, C]
+        rest(keypoint[:, 0] if last is None else last, keypoint[:, 0], score[:, 0], sigma, idle[i])
         position += idle[i]
         parts.append(keypoint)
         scores.append(score)
         truth.append((position, position + keypoint.shape[1], int(clip["label"])))
         position += keypoint.shape[1]
-    if len(idle) > len(clips) and keypoint is not None:
-        hold(keypoint[:, -1], score[:, -1], idle[-1])
+        last = keypoint[:, -1]
+        if i == len(clips) - 1 and len(idle) > len(clips):
+            rest(last, last, score[:, -1], sigma, idle[-1])
     annotation = {"frame_dir": "composed", "label": 0, "keypoint": np.concatenate(parts, axis=1),
                   "keypoint_score": np.concatenate(scores, axis=1)}
     annotation["total_frames"] = int(annotation["keypoint"].shape[1])
