@@ -16,7 +16,7 @@ body, often confidently. ``min_motion`` defaults (in ``ssmar timeline``) to the 
 the per-frame speed in the checkpoint's training clips (:func:`training_statistics`). Score rule:
 a frame or window whose best class probability is below ``threshold`` is left unlabelled.
 
-Two rules turn window scores into segments (:data:`RULES`):
+Two rules turn window scores into segments (:data:`RULES`; ``ssmar timeline`` uses ``peaks`` by default):
 
 * ``runs``: every frame averages the probabilities of the windows covering it (a gated window
   votes for background), the result is smoothed over ``smooth`` frames, each frame takes its
