@@ -23,10 +23,6 @@ def show_native_logs(show: bool) -> None:
     _show = bool(show)
 
 
-def native_logs_shown() -> bool:
-    return _show
-
-
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
     """Descriptor 2 goes to ``/dev/null`` inside the block, unless :func:`show_native_logs` is on."""
