@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--smooth", type=int, default=0, metavar="FRAMES", help="runs: moving average span (default stride)")
     parser.add_argument("--min-frames", type=int, default=0, help="runs: drop shorter segments (default window/4)")
     parser.add_argument("--min-motion", default="auto",
-                        help="a body moving less (body sizes per frame, smoothed) is no micro-action; default auto: "
+                        help="runs: a body moving less (body sizes per frame, smoothed) is no micro-action; default auto: "
                              "the 25th percentile of the training clips' per-frame speed; 0: off")
     parser.add_argument("--min-detected", type=float, default=0.5,
                         help="windows with a person in fewer of their frames are no micro-action (default 0.5)")
