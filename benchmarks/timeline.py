@@ -167,17 +167,23 @@ def run_video(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.work_dir)
     out.mkdir(parents=True, exist_ok=True)
     video = out / "demo.mp4"
-    truth = compose_video(Path(args.demo), class_names, video, args.loops, args.seed, (args.idle_min, args.idle_max),
-                          args.max_side)
+    truth_file = out / "demo.truth.json"
+    if video.is_file() and truth_file.is_file():  # the same composition (same seed and options) as last time
+        truth = [tuple(t) for t in json.loads(truth_file.read_text())]
+    else:
+        truth = compose_video(Path(args.demo), class_names, video, args.loops, args.seed,
+                              (args.idle_min, args.idle_max), args.max_side)
+        save_json(truth, truth_file)
     results = {}
     every = variants(lengths, min_motion)
     for name in (every if args.all_rules else ("peaks, 1 scale", "runs + still gate, 1 scale")):
         settings = every[name]
-        with open_timeline_input(str(video), thumbnail_every=settings.stride) as source:
+        with open_timeline_input(str(video), thumbnail_every=settings.stride, workers=args.workers) as source:
             result = run_timeline(source.frames, recognizer, settings)
         results[name] = {**score(result.segments, truth, result.frames), **result.summary()}
         print(name, json.dumps(results[name]), flush=True)
     return {"mode": "video", "checkpoint": args.checkpoint, "video": str(video), "max_side": args.max_side,
+            "workers": args.workers,
             "true_segments": len(truth), "truth": truth, "lengths": lengths, "rules": results}
 
 
@@ -263,6 +269,7 @@ def main() -> None:
     parser.add_argument("--demo", default="../shared/data/ma52_demo")
     parser.add_argument("--loops", type=int, default=2)
     parser.add_argument("--max-side", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=1, help="video: MediaPipe processes")
     parser.add_argument("--all-rules", action="store_true",
                         help="video: every rule (each runs MediaPipe again; default: the two single-scale rules)")
     parser.add_argument("--video", help="memory: loop this video through MediaPipe (default: skeleton stream)")

@@ -204,6 +204,30 @@ def test_bad_sources_give_one_error_line(tiny_timeline: tuple[Path, Recognizer, 
     assert not (tmp_path / "out").exists(), "nothing written"
 
 
+def test_two_pose_workers_keep_the_frames_in_order(tmp_path: Path) -> None:
+    """``--workers 2``: chunks of frames alternate between two MediaPipe processes and come back in order;
+    only the first frames of a chunk differ (tracking restarts there)."""
+    pytest.importorskip("mediapipe")
+    cv2 = pytest.importorskip("cv2")
+    from ssmar.pose.mediapipe_pose import PoseEstimator
+    from ssmar.pose.stream import parallel_pose_frames, pose_frames
+    from ssmar.video.decode import VideoReader
+
+    video = tmp_path / "person.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30, (448, 448))
+    for frame in write_frames():
+        writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
+    writer.release()
+    parallel = list(parallel_pose_frames(str(video), 2, thumbnail_every=4, chunk=8))
+    with PoseEstimator() as estimator:
+        single = list(pose_frames(iter(VideoReader(video)), estimator, thumbnail_every=4))
+    assert len(parallel) == len(single) == 24 and all(f.detected for f in parallel)
+    assert [f.image is not None for f in parallel] == [f.image is not None for f in single]
+    difference = [float(np.abs(a.keypoint - b.keypoint)[..., :2].mean()) for a, b in zip(parallel, single)]
+    assert max(difference[:8]) == 0.0, "the first chunk is the same computation"
+    assert max(difference) < 0.05, "later chunks: the same person, re-detected"
+
+
 def test_timeline_page_loads_in_chromium(browser: str, tiny_timeline: tuple[Path, Recognizer, list[dict]],  # noqa: F811
                                          tmp_path: Path) -> None:
     """A video through MediaPipe: the page, with its preview frames, loads without a console message."""

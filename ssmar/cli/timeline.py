@@ -42,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--clip", help="the clip of a skeleton pickle that holds several")
     parser.add_argument("--stdin-frames", metavar="WxH", help="SOURCE - : raw rgb24 frames of this size on stdin")
     parser.add_argument("--fps", type=float, default=0.0, help="frame rate when the source does not say it")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="video files: run MediaPipe in N processes, each on every N-th chunk of frames (default 1)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_verbose_option(parser)
@@ -78,7 +80,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     out = Path(args.output or f"{name}.timeline")
     class_names = list(recognizer.meta["class_names"])
     with open_timeline_input(args.source, clip=args.clip, frame_size=frame_size, fps=args.fps,
-                             thumbnail_every=0 if live else settings.stride) as source:
+                             thumbnail_every=0 if live else settings.stride, workers=args.workers) as source:
         log = SegmentLog(out / "segments.csv", source.fps, class_names) if source.live else None
 
         def on_segment(segment) -> None:  # noqa: ANN001 - a Segment

@@ -583,16 +583,19 @@ class TimelineInput:
 
 @contextlib.contextmanager
 def open_timeline_input(source: str, *, clip: str | None = None, frame_size: tuple[int, int] | None = None,
-                        fps: float = 0.0, thumbnail_every: int = 0) -> Iterator[TimelineInput]:
+                        fps: float = 0.0, thumbnail_every: int = 0, workers: int = 1) -> Iterator[TimelineInput]:
     """Poses of ``source`` one frame at a time: a skeleton pickle / ``.npy`` (poses made elsewhere), or
-    video (file, camera index, URL, ``-`` for raw rgb24 on stdin) through MediaPipe."""
+    video (file, camera index, URL, ``-`` for raw rgb24 on stdin) through MediaPipe, for a video file in
+    ``workers`` processes (:func:`ssmar.pose.stream.parallel_pose_frames`)."""
+    if workers < 1:
+        raise SsmarError(f"--workers must be >= 1, got {workers}")
     if Path(source).suffix.lower() in SKELETON_SUFFIXES:
         annotation = load_skeleton_sequence(source, clip)
         yield TimelineInput(skeleton_frames(annotation), fps or float(annotation.get("fps", 0.0)),
                             int(np.shape(annotation["keypoint"])[1]), False, "skeleton")
         return
     from ssmar.pose.mediapipe_pose import PoseEstimator
-    from ssmar.pose.stream import pose_frames
+    from ssmar.pose.stream import parallel_pose_frames, pose_frames
     from ssmar.video.stream import open_frame_stream, prefetch
 
     from ssmar.video.decode import VideoError
@@ -600,6 +603,11 @@ def open_timeline_input(source: str, *, clip: str | None = None, frame_size: tup
     try:
         stream = open_frame_stream(source, frame_size=frame_size, fps=fps)
         try:
+            if workers > 1 and not stream.live:
+                stream.close()  # opened for its checks and frame rate; each worker reads the file itself
+                yield TimelineInput(parallel_pose_frames(source, workers, thumbnail_every), stream.fps, stream.total,
+                                    False, "video")
+                return
             with PoseEstimator() as estimator:
                 frames = pose_frames(prefetch(stream.frames), estimator, thumbnail_every)
                 yield TimelineInput(frames, stream.fps, stream.total, stream.live, "live" if stream.live else "video")
