@@ -217,8 +217,9 @@ def run_memory(args: argparse.Namespace) -> dict[str, Any]:
         from ssmar.video.decode import VideoReader
 
         def looped() -> Iterator[np.ndarray]:
-            while True:
-                yield from VideoReader(args.video, max_side=args.max_side)
+            while True:  # each pass closes its reader: an unclosed PyAV container keeps its decoder's buffers
+                with VideoReader(args.video, max_side=args.max_side) as reader:
+                    yield from reader
 
         with PoseEstimator() as estimator:
             frames = itertools.islice(pose_frames(looped(), estimator), total)
