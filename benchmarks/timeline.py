@@ -201,7 +201,7 @@ def rss_mb() -> float:
 def run_memory(args: argparse.Namespace) -> dict[str, Any]:
     recognizer = load_recognizer(args.checkpoint)
     lengths, min_motion = training_statistics(recognizer)
-    settings = TimelineSettings(window=max(lengths), scales=lengths, stride=max(1, lengths[1] // 8),
+    settings = TimelineSettings(window=max(lengths), scales=lengths, stride=max(1, lengths[1] // 8), rule="runs",
                                 min_motion=min_motion, batch=1)
     total = int(args.minutes * 60 * args.fps)
     samples: list[tuple[int, float, float]] = []

@@ -84,7 +84,7 @@ def test_composed_sequence_is_recovered(tiny_timeline: tuple[Path, Recognizer, l
 
     # a rule can be checked against the truth frame by frame too; the runs rule tiles the frames
     runs = run_timeline(skeleton_frames(sequence), recognizer,
-                        TimelineSettings(window=window, stride=window // 8, min_motion=min_motion))
+                        TimelineSettings(window=window, stride=window // 8, rule="runs", min_motion=min_motion))
     assert runs.segments and all(b.start >= a.end for a, b in zip(runs.segments, runs.segments[1:]))
     assert all(s.end - s.start >= window // 4 for s in runs.segments), "shorter runs are dropped"
     true_frames = frame_labels([Segment(a, b, c, 1.0, 0) for a, b, c in truth], frames)
@@ -96,21 +96,24 @@ def test_composed_sequence_is_recovered(tiny_timeline: tuple[Path, Recognizer, l
     assert {s.end - s.start for s in scaled.segments} <= set(lengths) and scaled.segments
 
 
-def test_live_and_offline_decide_the_same_segments(tiny_timeline: tuple[Path, Recognizer, list[dict]]) -> None:
+@pytest.mark.parametrize("rule, delay", [("runs", 40 + 5 + 5), ("peaks", 40 + 10 + 5)])
+def test_live_and_offline_decide_the_same_segments(tiny_timeline: tuple[Path, Recognizer, list[dict]], rule: str,
+                                                   delay: int) -> None:
     """Batching windows (offline) or scoring each at once (live) changes latency, not the segments; the
-    segments come out while the stream runs, not only at its end."""
+    segments come out while the stream runs, not only at its end: runs within a window plus the smoothing
+    span of a segment's end, peaks within a window and a quarter (plus a stride)."""
     _, recognizer, clips = tiny_timeline
     sequence, _ = composed(recognizer, clips, seed=1)
-    settings = dict(window=40, stride=5, min_motion=0.02)
+    settings = dict(window=40, stride=5, rule=rule, min_motion=0.02)
     seen: list[tuple[int, int]] = []
     live = run_timeline(skeleton_frames(sequence), recognizer, TimelineSettings(batch=1, **settings),
                         on_segment=lambda s: seen.append((s.end, s.closed_at)), keep_curve=False)
     offline = run_timeline(skeleton_frames(sequence), recognizer, TimelineSettings(batch=16, **settings))
-    assert [s[:3] for s in predicted(live.segments)] == [s[:3] for s in predicted(offline.segments)]
+    assert live.segments and [s[:3] for s in predicted(live.segments)] == [s[:3] for s in predicted(offline.segments)]
     assert [s.score for s in live.segments] == pytest.approx([s.score for s in offline.segments], abs=1e-5)
     frames = sequence["keypoint"].shape[1]
     assert any(closed < frames for _, closed in seen[:-1]), "segments are decided while frames still arrive"
-    assert all(closed - end <= 40 + 5 + 5 for end, closed in seen if closed < frames), "decided within a window"
+    assert all(closed - end <= delay for end, closed in seen if closed < frames), "decided within the stated delay"
     assert live.curve is None and offline.curve.shape == (offline.windows, 3)
 
 
@@ -125,7 +128,7 @@ def test_stretch_without_a_person_has_no_segment(tiny_timeline: tuple[Path, Reco
     sequence["keypoint_score"][:, start:end] = 0.0
     window = 40
     result = run_timeline(skeleton_frames(sequence), recognizer,
-                          TimelineSettings(window=window, stride=5, threshold=0.0))
+                          TimelineSettings(window=window, stride=5, rule="runs", threshold=0.0))
     labels = frame_labels(result.segments, sequence["keypoint"].shape[1])
     assert (labels[start + window // 2:end - window // 2] == -1).all()
     assert result.detected_frames == sequence["keypoint"].shape[1] - (end - start)

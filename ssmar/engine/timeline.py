@@ -16,7 +16,7 @@ body, often confidently. ``min_motion`` defaults (in ``ssmar timeline``) to the 
 the per-frame speed in the checkpoint's training clips (:func:`training_statistics`). Score rule:
 a frame or window whose best class probability is below ``threshold`` is left unlabelled.
 
-Two rules turn window scores into segments (:data:`RULES`; ``ssmar timeline`` uses ``peaks`` by default):
+Two rules turn window scores into segments (:data:`RULES`; ``peaks`` is the default):
 
 * ``runs``: every frame averages the probabilities of the windows covering it (a gated window
   votes for background), the result is smoothed over ``smooth`` frames, each frame takes its
@@ -45,7 +45,7 @@ from ssmar.engine.inference import Recognizer
 from ssmar.errors import SsmarError
 from ssmar.pose.stream import PoseFrame
 
-RULES = ("runs", "peaks")
+RULES = ("peaks", "runs")
 SEGMENT_COLUMNS = ("start_frame", "end_frame", "start_s", "end_s", "class_id", "class", "score")
 
 
@@ -69,7 +69,7 @@ class TimelineSettings:
     window: int  # frames per window (raw frames, before resampling to the checkpoint's length); the longest scale
     stride: int  # frames between window starts
     scales: tuple[int, ...] = ()  # shorter window lengths, centred in each window (multi-scale); () = window only
-    rule: str = "runs"
+    rule: str = "peaks"
     threshold: float = 0.5  # below this probability: no micro-action
     smooth: int = 0  # runs: moving average over this many frames (0: stride)
     min_frames: int = 0  # runs: shorter runs are dropped (0: window // 4)
