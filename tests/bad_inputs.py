@@ -186,6 +186,24 @@ def _checkpoint_without_body_map(scratch: Scratch) -> None:
     save_torch(state, scratch.tmp / "nobody.pt")
 
 
+def _video_checkpoint(scratch: Scratch) -> None:
+    """The prior run's checkpoint as if it came from an RGB (data.type=video) run: no skeleton layout."""
+    from ssmar.engine.checkpoint import load_checkpoint
+    from ssmar.runtime.io import save_torch
+
+    state = load_checkpoint(scratch.tmp / "prior" / "latest.pt")
+    state["meta"]["layout"] = None
+    state["config"]["data"]["type"] = "video"
+    save_torch(state, scratch.tmp / "rgb.pt")
+
+
+def timeline(source: str, *options: str, checkpoint: str = "{tmp}/prior/latest.pt") -> tuple[str, ...]:
+    """``ssmar timeline`` of ``source`` with the window and still-body gate given (nothing read from the
+    training data) and no progress bar."""
+    return ("timeline", source, "--checkpoint", checkpoint, "-o", "{tmp}/tl", "--min-motion", "0", "--no-progress",
+            *options)
+
+
 class MarkerPayload:
     """Unpickling this calls ``os.system``, which creates ``marker`` (tests/test_safe_loading.py asserts
     that it never appears)."""
@@ -439,6 +457,25 @@ CATALOGUE: list[BadInput] = [
              "{tmp}/broken.mp4: cannot open as a video (Invalid data found when processing input); "
              "the file is truncated, corrupt or not a video",
              _broken_video),
+    BadInput("timeline-window-longer", "timeline: a sequence shorter than one window",
+             timeline("{tmp}/short.npy", "--window", "30"),
+             "the sequence has 20 frames, fewer than one window (30 frames); pass --window 20 or less (the model "
+             "then sees shorter actions than it was trained on)",
+             lambda scratch: np.save(scratch.tmp / "short.npy", np.zeros((20, 33, 3), np.float32))),
+    BadInput("timeline-video-checkpoint", "timeline: a checkpoint of a video (RGB) run",
+             timeline("{tmp}/short.npy", "--window", "8", checkpoint="{tmp}/rgb.pt"),
+             "{tmp}/rgb.pt is a video (RGB, data.type=video) checkpoint; the timeline scores poses: pass a "
+             "checkpoint trained on skeletons (e.g. on ssmar extract-pose data)",
+             _video_checkpoint),
+    BadInput("timeline-unreadable-video", "timeline: unreadable video",
+             timeline("{tmp}/broken.mp4", "--window", "8"),
+             "{tmp}/broken.mp4: cannot open as a video (Invalid data found when processing input); "
+             "the file is truncated, corrupt or not a video",
+             _broken_video),
+    BadInput("timeline-stdin-size", "timeline: frames on stdin without their size",
+             timeline("-", "--window", "8"),
+             "reading frames from stdin needs their size: pass --stdin-frames WIDTHxHEIGHT (raw rgb24, e.g. from "
+             "ffmpeg -f rawvideo -pix_fmt rgb24 -)"),
     BadInput("missing-list-entry", "import: list entry whose .npy file is missing",
              ("import", "npy", "{tmp}/clips", "--list", "{tmp}/list.txt", "-o", "{tmp}/out.pkl"),
              "clip b listed in {tmp}/list.txt line 2 not found in {tmp}/clips (looked for {tmp}/clips/b.npy); "

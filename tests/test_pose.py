@@ -185,6 +185,26 @@ def test_person_detected_in_photograph_video(astronaut_pose: dict) -> None:
     assert ((xy >= 0) & (xy <= 1)).all()
 
 
+def test_mediapipe_native_logs_are_silent_unless_verbose(astronaut_video: Path,
+                                                         capfd: pytest.CaptureFixture[str]) -> None:
+    """MediaPipe writes its log lines to descriptor 2 from its own threads; by default none reach it,
+    with --verbose (``show_native_logs``) they do, and Python's own stderr is never swallowed."""
+    import sys
+
+    from ssmar.runtime.native_logs import show_native_logs
+
+    extract_clip_pose(astronaut_video)
+    print("ssmar line", file=sys.stderr)
+    quiet = capfd.readouterr().err
+    assert quiet.strip() == "ssmar line", quiet
+    show_native_logs(True)
+    try:
+        extract_clip_pose(astronaut_video)
+    finally:
+        show_native_logs(False)
+    assert "inference_feedback_manager" in capfd.readouterr().err
+
+
 def test_single_clip_errors_name_the_file(tmp_path: Path, astronaut_pose: dict) -> None:
     from ssmar.pose.render import select_clip
 

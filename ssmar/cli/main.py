@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "ssmar.cli.predict",
     "ssmar.cli.loop",
     "ssmar.cli.report",
+    "ssmar.cli.timeline",
 )
 
 
@@ -48,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = list(args.overrides or []) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if getattr(args, "verbose", False):  # commands that run MediaPipe offer --verbose
+        from ssmar.runtime.native_logs import show_native_logs
+
+        show_native_logs(True)
     try:
         return int(args.func(args) or 0)
     except SsmarError as exc:

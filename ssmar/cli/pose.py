@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     extract.add_argument("--max-side", type=int, default=0, metavar="PX",
                          help="downscale frames whose long side exceeds PX before MediaPipe, e.g. 1280 for 4K "
                               "input (default 0 = as decoded)")
+    add_verbose_option(extract)
     extract.set_defaults(func=_run_extract)
 
     render = subparsers.add_parser(
@@ -49,7 +50,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("--max-frames", type=int, metavar="N", help="when extracting now: at most N frames")
     render.add_argument("--max-side", type=int, default=540, metavar="PX",
                         help="long side of the rendered frames (default 540; 0 = full size)")
+    add_verbose_option(render)
     render.set_defaults(func=_run_render)
+
+
+def add_verbose_option(parser: argparse.ArgumentParser) -> None:
+    """``--verbose``: show MediaPipe's native log lines, silenced by default (``ssmar.cli.main`` reads it)."""
+    parser.add_argument("--verbose", action="store_true",
+                        help="show MediaPipe's native log lines (silenced by default; workers write them to "
+                             "their cache's worker.log either way)")
 
 
 def _run_extract(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ssmar.cli.pose import add_verbose_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("predict", help="recognise micro-actions in video clips with a trained checkpoint",
@@ -18,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top", type=int, default=5, help="how many classes to list (default 5)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    add_verbose_option(parser)
     parser.set_defaults(func=cmd_predict)
 
 

@@ -104,9 +104,14 @@ class Recognizer:
         return results
 
 
-def load_recognizer(checkpoint: str | Path, device: str = "cpu") -> Recognizer:
+def load_recognizer(checkpoint: str | Path, device: str = "cpu", skeleton_only: str | None = None) -> Recognizer:
+    """The checkpoint's EMA model, ready to score; ``skeleton_only`` (what needs poses, e.g. "the timeline")
+    refuses a video (RGB) checkpoint before any model is built."""
     state = load_checkpoint(checkpoint)
     meta = state["meta"]
+    if skeleton_only and meta["layout"] is None:
+        raise SsmarError(f"{checkpoint} is a video (RGB, data.type=video) checkpoint; {skeleton_only} scores poses: "
+                         "pass a checkpoint trained on skeletons (e.g. on ssmar extract-pose data)")
     layout = None
     if meta["layout"] is not None:
         layout = Layout.from_dict(meta["layout"])

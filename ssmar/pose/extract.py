@@ -30,6 +30,7 @@ from ssmar.data.skeleton_format import UNKNOWN_LABEL, save_skeleton_pickle
 from ssmar.errors import SsmarError
 from ssmar.pose.mediapipe_pose import POSE_LAYOUT, PoseEstimator, holistic_edges
 from ssmar.runtime.io import atomic_open, save_json
+from ssmar.runtime.native_logs import show_native_logs
 from ssmar.video.decode import VIDEO_EXTENSIONS, VideoError, VideoReader, find_videos, frame_dir_of
 
 @dataclass(frozen=True)
@@ -369,6 +370,7 @@ def _init_worker(options: ExtractOptions, cache_dir: Path) -> None:
     log = os.open(cache_dir / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 2)
     os.close(log)
+    show_native_logs(True)  # descriptor 2 is the log file here: keep the lines there
     _WORKER.update(options=options, cache_dir=cache_dir)
     try:
         _WORKER["estimator"] = PoseEstimator(options.holistic)

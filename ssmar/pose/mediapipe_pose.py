@@ -17,12 +17,14 @@ A frame without a detected person yields zero keypoints with score 0.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from ssmar.data.layouts import MEDIAPIPE_POSE_33
 from ssmar.errors import SsmarError
+from ssmar.runtime.native_logs import quiet_native_stderr
 
 POSE_LAYOUT = MEDIAPIPE_POSE_33.name  # joint order and bones: ssmar.data.layouts
 NUM_POSE_JOINTS = MEDIAPIPE_POSE_33.num_joints
@@ -63,6 +65,10 @@ class PoseEstimator:
 
     Video mode tracks the person from frame to frame; without a reset the track of one
     video's last frame leaks into the next video and can invent a person there.
+
+    MediaPipe's native log lines are silenced (:mod:`ssmar.runtime.native_logs`) around each
+    frame and from graph start (creation, reset) until the first frame is through: the graph
+    loads its models in its own threads after the start call returns.
     """
 
     def __init__(self, holistic: bool = False):
@@ -73,17 +79,22 @@ class PoseEstimator:
         except ImportError as exc:
             raise SsmarError(f"MediaPipe is not installed ({exc}); pip install 'ssmar[pose]'") from exc
         solution = mp.solutions.holistic.Holistic if holistic else mp.solutions.pose.Pose
+        self._starting = contextlib.ExitStack()
+        self._starting.enter_context(quiet_native_stderr())
         try:
             self._graph = solution(static_image_mode=False, model_complexity=1)
         except Exception as exc:  # mediapipe raises bare RuntimeError/ValueError on missing models
             what = "Holistic (--holistic)" if holistic else "Pose"
+            self._starting.close()
             raise SsmarError(f"MediaPipe {what} cannot start offline with the models bundled in mediapipe "
                              f"{mp.__version__} ({type(exc).__name__}: {exc}); install mediapipe==0.10.21"
                              + ("; or run without --holistic" if holistic else "")) from exc
 
     def process(self, rgb: np.ndarray) -> FramePose:
         """Estimate the pose in one RGB ``uint8`` frame."""
-        result = self._graph.process(rgb)
+        with quiet_native_stderr():
+            result = self._graph.process(rgb)
+        self._starting.close()
         keypoint = np.zeros((self.num_joints, 3), np.float32)
         score = np.zeros(self.num_joints, np.float32)
         if result.pose_landmarks is None:
@@ -101,10 +112,14 @@ class PoseEstimator:
 
     def reset(self) -> None:
         """Forget the tracked person (start of a new video)."""
+        self._starting.close()
+        self._starting.enter_context(quiet_native_stderr())
         self._graph.reset()
 
     def close(self) -> None:
-        self._graph.close()
+        with quiet_native_stderr():
+            self._graph.close()
+        self._starting.close()
 
     def __enter__(self) -> "PoseEstimator":
         return self

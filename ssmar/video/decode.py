@@ -54,7 +54,7 @@ class VideoReader:
     """
 
     def __init__(self, path: str | os.PathLike, *, max_side: int | None = None, stride: int = 1,
-                 max_frames: int | None = None, backend: str = "auto"):
+                 max_frames: int | None = None, backend: str = "auto", keep: Callable[[int], bool] | None = None):
         if stride < 1:
             raise SsmarError(f"stride must be >= 1, got {stride}")
         if max_frames is not None and max_frames < 1:
@@ -62,6 +62,7 @@ class VideoReader:
         self.path = Path(path)
         self.stride = stride
         self.max_frames = max_frames
+        self.keep = keep  # frame index -> convert it? (others are decoded, not converted; parallel readers)
         self.decoded_frames = 0
         _check_file(self.path)
         self._backend = _open_backend(self.path, backend)
@@ -69,12 +70,17 @@ class VideoReader:
         self.output_size = _scaled_size(self.info.width, self.info.height, max_side)
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        for _, frame in self.indexed():
+            yield frame
+
+    def indexed(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(frame index, RGB frame)`` of every kept frame, then the truncation check."""
         kept = 0
         for index, convert in self._backend.frames():
             self.decoded_frames = index + 1
-            if index % self.stride:
+            if index % self.stride or (self.keep is not None and not self.keep(index)):
                 continue
-            yield convert(self.output_size)
+            yield index, convert(self.output_size)
             kept += 1
             if self.max_frames is not None and kept >= self.max_frames:
                 return
