@@ -40,7 +40,7 @@ def tiny_timeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Recog
     save_skeleton_pickle({"annotations": clips, "layout": data["layout"],
                           "split": {k: [n for n in v if n in names] for k, v in data["split"].items()},
                           "class_names": [data["class_names"][c] for c in CLASSES]}, root / "three.pkl")
-    run_training(tiny_config(root / "three.pkl", root / "run", "algorithm.name=fullysupervised", "model.motion=true",
+    run_training(tiny_config(root / "three.pkl", root / "run", "algorithm.name=fullysupervised", "model.streams=[joint,joint_motion]",
                              "train.epochs=10", "train.steps_per_epoch=20", "train.batch_size=8",
                              "train.eval_every=10"))
     recognizer = load_recognizer(root / "run" / "latest.pt")
