@@ -105,8 +105,9 @@ class APLT(Algorithm):
         that ends before it trains FixMatch plus an unused prototype head, which must not pass as APLT."""
         if params["warmup_epochs"] >= epochs:
             raise SsmarError(f"algorithm aplt: algorithm.params.warmup_epochs={params['warmup_epochs']} leaves no "
-                             f"offline round in a budget of {epochs} epoch(s); raise train.epochs above "
-                             f"{params['warmup_epochs']} or lower algorithm.params.warmup_epochs below {epochs}")
+                             f"offline round in a budget of {epochs} epoch(s); raise train.epochs to at least "
+                             f"{params['warmup_epochs'] + 1} or lower algorithm.params.warmup_epochs to at most "
+                             f"{epochs - 1}")
 
     def __init__(self, model: nn.Module, num_classes: int, params: dict[str, Any], context):
         super().__init__(model, num_classes, params, context)
