@@ -35,9 +35,9 @@ from ssmar.engine.ema import ModelEMA
 from ssmar.engine.evaluate import predict_scores
 from ssmar.engine.inputs import build_augmentations, prepare_data
 from ssmar.engine.metrics import classification_metrics, save_confusion
+from ssmar.engine.resolve import PROVENANCE_KEY, budget_epochs, resolve_run, run_provenance
 from ssmar.engine.schedule import build_optimizer, warmup_cosine
 from ssmar.errors import SsmarError
-from ssmar.engine.resolve import PROVENANCE_KEY, budget_epochs, resolve_run, run_provenance
 from ssmar.models import build_model
 from ssmar.runtime import distributed, faults
 from ssmar.runtime.io import save_json, save_text, save_torch
