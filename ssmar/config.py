@@ -324,11 +324,17 @@ def validate_config(cfg: dict[str, Any]) -> None:
                          "(e.g. 9) so that the padding keeps the clip length")
 
 
+# A run's config.yaml also records what ran beyond its settings (budget in steps, code version;
+# ssmar.engine.resolve): a record of the past, never read back as a setting.
+PROVENANCE_KEY = "provenance"
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
     """Defaults, then the YAML file (with ``_base_`` inheritance), then overrides."""
     cfg = copy.deepcopy(DEFAULTS)
     if path is not None:
         loaded = _read_yaml(Path(path))
+        loaded.pop(PROVENANCE_KEY, None)
         _reject_glued_colons(loaded, "", str(path))
         _merge(cfg, loaded, source=str(path))
     for item in overrides or []:

@@ -401,6 +401,17 @@ CATALOGUE: list[BadInput] = [
              train("algorithm.name=aplt", "algorithm.params.screen_params={threshold:0.9}"),
              "command line: 'algorithm.params.screen_params.threshold:0.9' reads as one key without a value; YAML "
              "needs a space after the colon: write 'threshold: 0.9'"),
+    BadInput("aplt-no-offline-round", "an APLT budget that ends before its first offline round",
+             train("algorithm.name=aplt"),
+             "algorithm aplt: algorithm.params.warmup_epochs=5 leaves no offline round in a budget of 1 epoch(s); "
+             "raise train.epochs to at least 6 or lower algorithm.params.warmup_epochs to at most 0"),
+    BadInput("bench-variant-not-key-value", "a bench method variant whose params are not key=value",
+             ("bench", "--data", "{tmp}/synth.pkl", "--methods", "fixmatch,aplt@preset", "--work-dir", "{tmp}/grid"),
+             "bench: method variant 'aplt@preset' has 'preset', which is not key=value; write e.g. "
+             "aplt@preset=paper+fusion=0"),
+    BadInput("bench-variant-unknown-param", "a bench method variant with a param the method does not take",
+             ("bench", "--data", "{tmp}/synth.pkl", "--methods", "fixmatch@presett=paper", "--work-dir", "{tmp}/grid"),
+             "algorithm.params: unknown key(s) ['presett'] for fixmatch; valid: ['T', 'hard_label', 'lambda_u', 'p_cutoff']"),
     # ---------------------------------------------------------------- files: work dir, checkpoints, outputs
     BadInput("unwritable-work-dir", "work dir that cannot be created (its parent is a file)",
              train(work_dir="{tmp}/afile/run"),

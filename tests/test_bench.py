@@ -109,6 +109,7 @@ def test_interrupted_cell_continues_from_latest_checkpoint(data_file, tmp_path):
     # Make it look like a 2-epoch run killed after epoch 1: checkpoint present, no final metrics.
     (cell_dir / "result.json").unlink()
     metrics = json.loads((cell_dir / "metrics.json").read_text())
+    metrics["config"]["train"]["epochs"] = 2
     (cell_dir / "metrics.json").write_text(json.dumps({**metrics, "final": {}}))
     longer = load_config(None, [o for o in TINY if not o.startswith("train.epochs")] + ["train.epochs=2"])
     [result] = run_grid(longer, cells, root, data_file)

@@ -68,6 +68,6 @@ def test_train_logs_the_budget_and_the_time_estimate(synth_file: Path, tmp_path:
 
 
 def test_bench_report_states_the_rule_of_an_auto_budget() -> None:
-    cfg = load_config(None, ["train.steps_per_epoch=auto", "train.passes=12", "data.file=penn.pkl"])
+    cfg = load_config(None, ["train.steps_per_epoch=auto", "train.passes=12", "train.min_steps=600", "data.file=penn.pkl"])
     line = budget_line([{"config": cfg}, {"config": cfg}])
     assert line.startswith("Every run: 20 epochs × auto (12 passes over the training clips, 600-6000) steps, batch 16")

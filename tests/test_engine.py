@@ -194,11 +194,12 @@ def test_best_checkpoint_only_on_validation_and_the_callers_config_untouched(syn
 
 def test_demo_main_job_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """`ssmar demo` (the README's main job) with a tiny budget: data, runs, table, plots."""
-    assert main(["demo", "--work-dir", str(tmp_path), "--methods", "supervised,aplt", "--jobs", "1",
+    # APLT as a variant with one warm-up epoch, so that its offline round runs within the 2 epochs
+    assert main(["demo", "--work-dir", str(tmp_path), "--methods", "supervised,aplt@warmup_epochs=1", "--jobs", "1",
                  "train.epochs=2", "train.steps_per_epoch=2", "data.frames=16", "model.channels=[8,16]",
                  "model.strides=[1,2]", "threads=1", "train.progress=false"]) == 0
     out = capsys.readouterr().out
-    assert "| supervised |" in out and "| aplt |" in out
+    assert "| supervised |" in out and "| aplt@warmup_epochs=1 |" in out
     for name in ("synth.pkl", "results.csv", "results.md", "top1_vs_ratio.png",
-                 "aplt/ratio0.1/seed0/confusion.png"):
+                 "aplt@warmup_epochs=1/ratio0.1/seed0/confusion.png", "aplt@warmup_epochs=1/ratio0.1/seed0/aplt_rounds.json"):
         assert (tmp_path / name).is_file(), name

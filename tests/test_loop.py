@@ -160,9 +160,13 @@ def test_loop_end_to_end(partly_labelled: tuple[Path, dict[str, int]], tmp_path:
 
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
-    for section in ("Result", "Accuracy vs labelled ratio", "Confusion matrix", "Per-class accuracy",
+    for section in ("Result", "Settings", "Top-1 over training", "Confusion matrix", "Per-class accuracy",
                     "Pseudo-labels", "Suggested next labels"):
         assert f"<h2>{section}</h2>" in page
+    code = json.loads((run / "metrics.json").read_text())["provenance"]["code"]
+    version = code["commit"][:7] if code["commit"] else code["version"]
+    assert f"<h1>ssmar run: aplt on mine.pkl, 25.0 % labelled, seed 0, code {version}" in page
+    assert "<td>algorithm.params.logits_targets</td><td>&quot;offline&quot;</td>" in page
     assert page.count("data:image/png;base64,") >= 4 + len(with_video)
     assert not re.search(r"(src|href)=\"(https?:)?//", page), "the page must load nothing from the network"
     assert "n/a" in page, "pseudo-label accuracy with no known hidden label is n/a"

@@ -32,6 +32,7 @@ from ssmar.aplt.prototypes import PrototypeMemory, fused_scores, prototype_cosin
 from ssmar.aplt.rounds import round_record, round_summary, save_rounds
 from ssmar.aplt.screens import make_screen
 from ssmar.config import FLAG, POSITIVE, PROBABILITY, TEXT, Spec, integer, number, one_of
+from ssmar.errors import SsmarError
 from ssmar.runtime import faults
 from ssmar.runtime.distributed import all_reduce_sum, broadcast_
 
@@ -97,6 +98,16 @@ class APLT(Algorithm):
         make_labeller(resolved["labeller"], **(resolved["labeller_params"] or {}))
         make_screen(resolved["screen"], **(resolved["screen_params"] or {}))
         return resolved
+
+    @classmethod
+    def check_budget(cls, params: dict[str, Any], epochs: int) -> None:
+        """The first offline round runs at the start of epoch ``warmup_epochs`` (counted from 0): a budget
+        that ends before it trains FixMatch plus an unused prototype head, which must not pass as APLT."""
+        if params["warmup_epochs"] >= epochs:
+            raise SsmarError(f"algorithm aplt: algorithm.params.warmup_epochs={params['warmup_epochs']} leaves no "
+                             f"offline round in a budget of {epochs} epoch(s); raise train.epochs to at least "
+                             f"{params['warmup_epochs'] + 1} or lower algorithm.params.warmup_epochs to at most "
+                             f"{epochs - 1}")
 
     def __init__(self, model: nn.Module, num_classes: int, params: dict[str, Any], context):
         super().__init__(model, num_classes, params, context)
@@ -296,11 +307,10 @@ class APLT(Algorithm):
     @classmethod
     def inference_scores(cls, state: dict[str, Any], params: dict[str, Any],
                          device: torch.device) -> Callable[[dict[str, torch.Tensor]], torch.Tensor] | None:
-        merged = {**cls.defaults, **params}
-        if not merged["fusion"] or not state.get("round"):
+        if not params["fusion"] or not state.get("round"):
             return None
         prototypes = state["prototypes"].to(device)
-        return lambda out: fused_scores(out, prototypes, merged)
+        return lambda out: fused_scores(out, prototypes, params)
 
     def state_dict(self) -> dict[str, Any]:
         def cpu(tensor: torch.Tensor | None) -> torch.Tensor | None:

@@ -62,6 +62,11 @@ class Algorithm:
         check_section(resolved, cls.specs, "algorithm.params.")
         return resolved
 
+    @classmethod
+    def check_budget(cls, params: dict[str, Any], epochs: int) -> None:
+        """Raise one error line when a budget of ``epochs`` cannot run this algorithm as configured
+        (APLT: no offline round before the end); called when the run is resolved."""
+
     def __init__(self, model: nn.Module, num_classes: int, params: dict[str, Any], context: "TrainContext"):
         self.params = self.resolve_params(params)
         self.model = model
@@ -109,7 +114,7 @@ class Algorithm:
     def inference_scores(cls, state: dict[str, Any], params: dict[str, Any],
                          device: torch.device) -> Callable[[dict[str, torch.Tensor]], torch.Tensor] | None:
         """Scoring of a loaded checkpoint's model outputs, as ``score_outputs`` scores them in training
-        (None = the linear head's logits)."""
+        (None = the linear head's logits); ``params`` are the run's resolved params, as it recorded them."""
         return None
 
     def state_dict(self) -> dict[str, Any]:

@@ -26,7 +26,6 @@ are [N, K] tables and [N, k] neighbour lists.
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
@@ -35,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ssmar.aplt.registry import construct
 from ssmar.aplt.ss_kmeans import check_unit_rows, class_feature_sums, normalised_class_means, semi_supervised_kmeans
 from ssmar.errors import SsmarError
 
@@ -321,21 +321,6 @@ LABELLERS: dict[str, type[Labeller]] = {labeller.name: labeller for labeller in 
 def make_labeller(name: str, **params: Any) -> Labeller:
     """Build a labeller by name; ``params`` are its keyword options (see each class)."""
     return construct(LABELLERS, "labeller", name, params)
-
-
-def construct(registry: dict[str, type], kind: str, name: str, params: dict[str, Any]) -> Any:
-    """``registry[name](**params)``; an unknown name or option is a one-line SsmarError listing the valid ones."""
-    if name not in registry:
-        raise SsmarError(f"unknown {kind} {name!r}; choose one of {sorted(registry)}")
-    cls = registry[name]
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        valid = sorted({name for klass in cls.__mro__ if "__init__" in vars(klass)
-                        for name, p in inspect.signature(klass.__init__).parameters.items()
-                        if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD})
-        raise SsmarError(f"{kind} {cls.name!r}: bad options {sorted(params)} ({exc}); "
-                         f"valid options are {valid}") from exc
 
 
 def sinkhorn_balance(probs: Tensor, prior: Tensor, iters: int = 3, floor: float = 1e-12) -> Tensor:

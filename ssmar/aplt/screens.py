@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ssmar.aplt.labellers import Labeller, Labelling, construct
+from ssmar.aplt.labellers import Labeller, Labelling
+from ssmar.aplt.registry import construct
 from ssmar.aplt.thresholds import make_threshold_policy, screen
 from ssmar.errors import SsmarError
 

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ssmar.aplt.registry import construct
 from ssmar.errors import SsmarError
 
 
@@ -142,13 +143,7 @@ POLICIES: dict[str, type[ThresholdPolicy]] = {policy.name: policy for policy in 
 
 def make_threshold_policy(name: str = "mean", **params: Any) -> ThresholdPolicy:
     """Build a policy by name; ``params`` are its options (q, momentum, c, value)."""
-    if name not in POLICIES:
-        raise SsmarError(f"unknown threshold policy {name!r}; choose one of {sorted(POLICIES)}")
-    try:
-        return POLICIES[name](**params)
-    except TypeError as exc:
-        raise SsmarError(f"threshold policy {name!r}: bad options {sorted(params)} ({exc}); "
-                         "see ssmar.aplt.thresholds for each policy's options") from exc
+    return construct(POLICIES, "threshold policy", name, params)
 
 
 def screen(distance: Tensor, assign: Tensor, thresholds: Tensor) -> Tensor:

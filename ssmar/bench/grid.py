@@ -20,9 +20,11 @@ def base_config(config: str | None, overrides: list[str], device: str | None) ->
     return base
 
 
-def run_and_report(base: dict[str, Any], cells: Sequence[Cell], root: Path, data_file: Path, jobs: int) -> None:
-    """Run the missing cells, rewriting the tables after each, and once more at the end."""
-    run_grid(base, cells, root, data_file, jobs=jobs, on_result=lambda _: write_reports(root))
+def run_and_report(base: dict[str, Any], cells: Sequence[Cell], root: Path, data_file: Path, jobs: int,
+                   rerun_stale: bool = False) -> None:
+    """Run the missing cells (and, with ``rerun_stale``, those that ran under other settings), rewriting
+    the tables after each, and once more at the end."""
+    run_grid(base, cells, root, data_file, jobs=jobs, on_result=lambda _: write_reports(root), rerun_stale=rerun_stale)
     write_reports(root)  # also when every cell was already finished
 
 

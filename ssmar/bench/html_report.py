@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import math
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ssmar.aplt.rounds import ROUNDS_PLOT, read_rounds
-from ssmar.bench.report import TABLES, budget_line, collect_results, markdown_table, plot_top1
+from ssmar.bench.report import TABLES, budget_line, code_line, collect_results, markdown_table, plot_top1
 from ssmar.bench.runner import RESULT_FILE, read_json
+from ssmar.config import PROVENANCE_KEY
+from ssmar.engine.provenance import short_version
 from ssmar.engine.suggest import SUGGESTIONS_FILE, suggestion_rows
 from ssmar.errors import SsmarError
 from ssmar.runtime.io import save_figure, save_text
@@ -38,7 +41,8 @@ def write_report(directory: str | Path, output: str | Path | None = None) -> Pat
     directory = Path(directory)
     output = Path(output) if output is not None else directory / REPORT_FILE
     if (directory / "metrics.json").is_file():
-        title, body = f"ssmar run {directory.name}", run_sections(directory)
+        title, body = run_title(read_json(directory / "metrics.json", fix="rerun the command that wrote it")), \
+            run_sections(directory)
     elif list(directory.glob(f"*/ratio*/seed*/{RESULT_FILE}")):
         title, body = f"ssmar benchmark {directory.name}", bench_sections(directory)
     else:
@@ -50,24 +54,40 @@ def write_report(directory: str | Path, output: str | Path | None = None) -> Pat
     return output
 
 
+def run_title(metrics: dict[str, Any]) -> str:
+    """What a run is: method, data, labelled share, seed and code version (from its metrics.json)."""
+    config, info = metrics.get("config", {}), metrics.get("data", {})
+    data = Path(str(config.get("data", {}).get("file") or config.get("data", {}).get("train_list") or "?")).name
+    labelled, unlabelled = info.get("labelled"), info.get("unlabelled")
+    share = (f"{100 * labelled / max(labelled + unlabelled, 1):.1f} % labelled"
+             if labelled is not None and unlabelled is not None else "labelled share unknown")
+    code = short_version(metrics.get(PROVENANCE_KEY, {}).get("code"))
+    return (f"ssmar run: {config.get('algorithm', {}).get('name', '?')} on {data}, {share}, "
+            f"seed {config.get('seed', '?')}, code {code}")
+
+
 def run_sections(run_dir: Path) -> str:
     """The sections of one run's page."""
     metrics = read_json(run_dir / "metrics.json", fix="rerun the command that wrote it")
     config, final, info = metrics.get("config", {}), metrics.get("final", {}), metrics.get("data", {})
     parts = ["<h2>Result</h2>", _run_table(config, final, info)]
+    parts.append("<h2>Settings</h2>")
+    parts.append(_settings_section(metrics))
 
-    parts.append("<h2>Accuracy vs labelled ratio</h2>")
+    parts.append("<h2>Top-1 over training</h2>")
     labelled, unlabelled = info.get("labelled"), info.get("unlabelled")
     if labelled is not None and unlabelled is not None:
-        parts.append(f"<p>One run is one point: {labelled} labelled of {labelled + unlabelled} training clips "
-                     f"({100 * labelled / max(labelled + unlabelled, 1):.1f} %). The curve over ratios comes from "
-                     "<code>ssmar bench --ratios ...</code> and <code>ssmar report</code> on its work dir. Top-1 over "
-                     "training:</p>")
+        parts.append(f"<p>{labelled} labelled of {labelled + unlabelled} training clips "
+                     f"({100 * labelled / max(labelled + unlabelled, 1):.1f} %); accuracy against the labelled "
+                     "ratio comes from <code>ssmar bench --ratios ...</code> and <code>ssmar report</code> on its "
+                     "work dir.</p>")
     history = [r for r in metrics.get("history", []) if r.get("eval_top1") is not None]
     if history:
         parts.append(_figure(lambda path: _plot_curve([r["epoch"] for r in history],
                                                       {"top-1": [r["eval_top1"] for r in history]},
-                                                      "epoch", "top-1 (%)", path), "top-1 per evaluated epoch"))
+                                                      "epoch", "top-1 (%)", path,
+                                                      title="Top-1 of the EMA model per evaluated epoch"),
+                             "top-1 per evaluated epoch"))
 
     parts.append("<h2>Confusion matrix</h2>")
     confusion = run_dir / "confusion.png"
@@ -92,7 +112,7 @@ def run_sections(run_dir: Path) -> str:
 def bench_sections(root: Path) -> str:
     """A benchmark grid: its tables, the accuracy-vs-ratio figure, then each cell's run page folded."""
     results = collect_results(root)
-    parts = ["<h2>Result tables</h2>", f"<p>{_e(budget_line(results))}</p>"]
+    parts = ["<h2>Result tables</h2>", f"<p>{_e(budget_line(results))}</p>", f"<p>{_e(code_line(results))}</p>"]
     for metric, title in TABLES:
         if any(r.get(metric) is not None for r in results):
             parts.append(f"<h3>{_e(title)}</h3>" + _markdown_table_html(markdown_table(results, metric)))
@@ -106,6 +126,23 @@ def bench_sections(root: Path) -> str:
         body = run_sections(cell) if (cell / "metrics.json").is_file() else "<p class=\"na\">no metrics.json</p>"
         parts.append(f"<details><summary>{_e(label)}</summary>\n{body}\n</details>")
     return "\n".join(parts)
+
+
+def _settings_section(metrics: dict[str, Any]) -> str:
+    """The resolved settings the run recorded (algorithm params, budget, code), or why there are none."""
+    provenance = metrics.get(PROVENANCE_KEY)
+    if not provenance:
+        return "<p class=\"na\">n/a: this run predates recorded settings (its params were completed with the defaults of its day)</p>"
+    config = metrics.get("config", {})
+    code = provenance.get("code", {})
+    rows = [["algorithm", config.get("algorithm", {}).get("name")],
+            *[[f"algorithm.params.{key}", json.dumps(value)]
+              for key, value in (config.get("algorithm", {}).get("params") or {}).items()],
+            ["model", json.dumps(config.get("model", {}))],
+            ["budget", f"{provenance.get('total_steps')} steps"],
+            ["code", f"ssmar {code.get('version')}, commit {code.get('commit') or 'unrecorded'}"
+                     + (" (uncommitted changes)" if code.get("dirty") else "")]]
+    return _table(["setting", "value"], rows)
 
 
 def _run_table(config: dict[str, Any], final: dict[str, Any], info: dict[str, Any]) -> str:
@@ -195,7 +232,8 @@ def _image(png: bytes, alt: str, width: int | None = None) -> str:
     return f"<img alt=\"{_e(alt)}\"{size} src=\"data:image/png;base64,{base64.b64encode(png).decode()}\">"
 
 
-def _plot_curve(xs: Sequence[float], series: dict[str, Sequence[float]], xlabel: str, ylabel: str, path: Path) -> None:
+def _plot_curve(xs: Sequence[float], series: dict[str, Sequence[float]], xlabel: str, ylabel: str, path: Path,
+                title: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -206,6 +244,7 @@ def _plot_curve(xs: Sequence[float], series: dict[str, Sequence[float]], xlabel:
         ax.plot(xs, ys, "o-", label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     save_figure(fig, path)
@@ -225,6 +264,7 @@ def _plot_per_class(per_class: dict[str, float | None], path: Path) -> None:
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("accuracy (%) on the evaluation split")
+    ax.set_title("Per-class top-1 of the final model", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     save_figure(fig, path)
 

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ssmar.algorithms import ALGORITHMS
-from ssmar.bench.runner import METRICS_FILE, RESULT_FILE, UPPER_BOUND, read_json
+from ssmar.bench.runner import METRICS_FILE, RESULT_FILE, UPPER_BOUND, method_name, read_json
+from ssmar.config import PROVENANCE_KEY
+from ssmar.engine.provenance import short_version
 from ssmar.errors import SsmarError
 from ssmar.runtime.io import save_csv, save_figure, save_text
 
@@ -41,9 +43,11 @@ def last_epoch_pseudo_labels(metrics_path: Path) -> dict[str, float]:
 
 
 def method_rank(method: str) -> tuple[int, str]:
-    """Registry order with the upper bound last, so tables read from baseline to bound."""
+    """Registry order with the upper bound last, so tables read from baseline to bound; a variant
+    (``aplt@preset=paper``) right after its algorithm."""
     order = [name for name in ALGORITHMS if name != UPPER_BOUND] + [UPPER_BOUND]
-    return (order.index(method) if method in order else len(order), method)
+    name = method_name(method)
+    return (order.index(name) if name in order else len(order), method)
 
 
 def format_mean_std(values: Sequence[float]) -> str:
@@ -103,8 +107,26 @@ def budget_line(results: Sequence[dict[str, Any]]) -> str:
             f"({len(budgets)} variants; see each cell's result.json); the comparison is not like for like.")
 
 
+def cell_code_versions(results: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """How many cells ran at each code version (``a1b2c3d``, ``+dirty``, or 'unrecorded' for old cells)."""
+    versions: dict[str, int] = {}
+    for r in results:
+        version = short_version(r.get(PROVENANCE_KEY, {}).get("code"))
+        versions[version] = versions.get(version, 0) + 1
+    return dict(sorted(versions.items()))
+
+
+def code_line(results: Sequence[dict[str, Any]]) -> str:
+    """The code version of the cells, flagged when they ran at several."""
+    versions = cell_code_versions(results)
+    listed = ", ".join(f"`{version}` ({count} cells)" for version, count in versions.items())
+    if len(versions) == 1:
+        return f"Code: every cell ran at `{next(iter(versions))}`."
+    return f"**Mixed code versions**: cells ran at {listed}; the comparison may mix code changes with methods."
+
+
 def results_markdown(results: Sequence[dict[str, Any]]) -> str:
-    parts = ["# Benchmark results\n", budget_line(results) + "\n",
+    parts = ["# Benchmark results\n", budget_line(results) + "\n", code_line(results) + "\n",
              "Cells: mean ± sample std over seeds (number of seeds). The fully supervised row trains on "
              "every label and is the upper bound.\n"]
     for metric, title in TABLES:
@@ -133,7 +155,7 @@ def summary_markdown(results: Sequence[dict[str, Any]], title: str) -> str:
             cells.append(f"{statistics.fmean(values):.2f}" if values else "—")
         minutes = statistics.fmean(float(r["wall_seconds"]) / 60 for r in by_method[method])
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {minutes:.1f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + code_line(results) + "\n"
 
 
 def timing_markdown(results: Sequence[dict[str, Any]]) -> str:

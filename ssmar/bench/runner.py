@@ -14,14 +14,19 @@ import copy
 import json
 import multiprocessing
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import yaml
 from tqdm import tqdm
 
 from ssmar.algorithms import ALGORITHMS, algorithm_class
+from ssmar.config import PROVENANCE_KEY
+from ssmar.engine.provenance import code_version
+from ssmar.engine.resolve import has_resolved_settings, resolve_run
 from ssmar.engine.runs import rescore_run, run_training
 from ssmar.errors import SsmarError
 from ssmar.runtime.io import save_json
@@ -36,9 +41,12 @@ GRID_KEYS = {"algorithm.name": "--methods", "data.labelled_ratio": "--ratios", "
 RUNTIME_KEYS = ("work_dir", "device", "threads", "train.progress", "train.eval_batch_size")
 
 
+VARIANT_MARK, VARIANT_JOIN = "@", "+"  # aplt@preset=paper+fusion=0: a method with its own params
+
+
 @dataclass(frozen=True)
 class Cell:
-    method: str
+    method: str  # an algorithm name, or a variant spec (name@key=value+key=value)
     ratio: float
     seed: int
 
@@ -63,20 +71,47 @@ def plan_grid(methods: Sequence[str], ratios: Sequence[float], seeds: Sequence[i
             raise SsmarError(f"bench: labelled ratio {ratio:g} is outside (0, 1]; use fractions like --ratios 0.1,0.5")
     cells = []
     for method in methods:
-        for ratio in ([1.0] if method == UPPER_BOUND else ratios):
+        for ratio in ([1.0] if method_name(method) == UPPER_BOUND else ratios):
             cells.extend(Cell(method, ratio, seed) for seed in seeds)
     return cells
 
 
+def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
+    """``name`` or ``name@key=value+key=value`` -> (algorithm name, its params). Values are YAML
+    (``null``, ``0.5``, ``paper``); a variant is its own row, folder and paired comparison. ``+``
+    joins params because ``,`` separates the methods of ``--methods``."""
+    name, mark, rest = spec.partition(VARIANT_MARK)
+    params: dict[str, Any] = {}
+    for item in rest.split(VARIANT_JOIN) if mark else []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise SsmarError(f"bench: method variant '{spec}' has '{item}', which is not key=value; write e.g. "
+                             f"aplt{VARIANT_MARK}preset=paper{VARIANT_JOIN}fusion=0")
+        params[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+    if mark and not params:
+        raise SsmarError(f"bench: method variant '{spec}' names no params after '{VARIANT_MARK}'; write e.g. "
+                         f"aplt{VARIANT_MARK}preset=paper")
+    return name.strip(), params
+
+
+def method_name(spec: str) -> str:
+    """The algorithm a method spec (``aplt@preset=paper``) runs."""
+    return parse_method(spec)[0]
+
+
 def check_method(method: str) -> None:
-    """Fail now, not hours into the grid, on a method that is unknown or not installed."""
-    if method not in ALGORITHMS:
-        raise SsmarError(f"bench: unknown method '{method}'; choose from: {', '.join(ALGORITHMS)}")
+    """Fail now, not hours into the grid, on a method that is unknown or not installed, or a variant
+    whose params the algorithm does not take."""
+    name, params = parse_method(method)
+    if name not in ALGORITHMS:
+        raise SsmarError(f"bench: unknown method '{name}'; choose from: {', '.join(ALGORITHMS)}")
     try:
-        algorithm_class(method)
+        algorithm = algorithm_class(name)
     except ImportError as exc:
-        raise SsmarError(f"bench: method '{method}' is not available in this installation ({exc}); "
+        raise SsmarError(f"bench: method '{name}' is not available in this installation ({exc}); "
                          "drop it from --methods") from exc
+    if params:
+        algorithm.resolve_params(params)
 
 
 def check_base_config(cfg: dict[str, Any], overrides: Sequence[str]) -> None:
@@ -91,9 +126,11 @@ def check_base_config(cfg: dict[str, Any], overrides: Sequence[str]) -> None:
 
 
 def cell_config(base: dict[str, Any], cell: Cell, root: Path, data_file: Path) -> dict[str, Any]:
-    """The base config with this cell's method, ratio, seed, work dir and data file."""
+    """The base config with this cell's method (and its variant's params), ratio, seed, work dir and data file."""
     cfg = copy.deepcopy(base)
-    cfg["algorithm"]["name"] = cell.method
+    name, params = parse_method(cell.method)
+    cfg["algorithm"]["name"] = name
+    cfg["algorithm"]["params"] = {**(cfg["algorithm"]["params"] or {}), **params}
     cfg["data"]["labelled_ratio"] = cell.ratio
     cfg["data"]["file"] = str(data_file.resolve())
     cfg["seed"] = cell.seed
@@ -130,34 +167,57 @@ def read_json(path: Path, fix: str = "delete it to recompute that cell") -> dict
         raise SsmarError(f"{path} is unreadable ({exc}); {fix}") from exc
 
 
-def finished_result(cfg: dict[str, Any], cell: Cell) -> dict[str, Any] | None:
-    """The cell's result if it already finished (with the same settings), else None.
+def stale_settings(saved: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
+    """How the resolved settings a cell ran with (``saved``: its result.json or metrics.json) differ from
+    what the cell's config resolves to now; empty when it may be reused. Cells from before runs recorded
+    their resolved settings are resolved with this version's defaults (what they were compared by then)."""
+    try:
+        recorded = saved["config"] if has_resolved_settings(saved) else resolve_run(saved["config"])
+    except SsmarError as exc:
+        return [f"its config no longer resolves ({exc})"]
+    return _differences(_comparable(recorded), _comparable(resolve_run(cfg)))
+
+
+def finished_result(cfg: dict[str, Any], cell: Cell, rerun_stale: bool = False) -> dict[str, Any] | None:
+    """The cell's result if it already finished with the same resolved settings, else None.
 
     A run whose ``metrics.json`` has final metrics but that stopped before ``result.json``
-    was written counts as finished too. A cell finished with different settings is an
-    error: mixing budgets in one table would make the comparison meaningless.
+    was written counts as finished too. A cell finished (or interrupted) under other resolved
+    settings is never reused: one error line names what differs, unless ``rerun_stale``, which
+    deletes the cell so that it is trained again.
     """
     work_dir = Path(cfg["work_dir"])
     result_path, metrics_path = work_dir / RESULT_FILE, work_dir / METRICS_FILE
+    result = None
     if result_path.is_file():
-        result = read_json(result_path)
-    elif metrics_path.is_file() and read_json(metrics_path).get("final"):
+        saved = result = read_json(result_path)
+    elif metrics_path.is_file():
         saved = read_json(metrics_path)
-        result = make_result(cell, saved["config"], saved["final"], float(saved.get("elapsed_s", 0.0)))
-        save_json(result, result_path)
+        if saved.get("final"):
+            result = make_result(cell, saved, saved["final"], float(saved.get("elapsed_s", 0.0)))
     else:
         return None
-    changed = _differences(_comparable(result["config"]), _comparable(cfg))
+    changed = stale_settings(saved, cfg)
+    if changed and rerun_stale:
+        shutil.rmtree(work_dir)
+        return None
     if changed:
-        raise SsmarError(f"bench: {work_dir} was finished with other settings ({'; '.join(changed[:3])}); "
-                         "use a new --work-dir for the new settings, or delete that cell to recompute it")
+        state = "finished" if result is not None else "started"
+        raise SsmarError(f"bench: {work_dir} was {state} with other settings ({'; '.join(changed[:3])}); pass "
+                         "--rerun-stale to recompute such cells, or use a new --work-dir for the new settings")
+    if result is not None and not result_path.is_file():
+        save_json(result, result_path)
     return result
 
 
-def make_result(cell: Cell, cfg: dict[str, Any], final: dict[str, Any], wall_seconds: float) -> dict[str, Any]:
+def make_result(cell: Cell, saved: dict[str, Any], final: dict[str, Any], wall_seconds: float) -> dict[str, Any]:
+    """A cell's result.json: its final scalars and wall time, with the resolved config and provenance
+    (budget in steps, code version) of ``saved`` (the run's metrics.json, or an earlier result)."""
     scalars = {k: v for k, v in final.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    recorded = {PROVENANCE_KEY: saved[PROVENANCE_KEY]} if has_resolved_settings(saved) else {}
     return {"method": cell.method, "ratio": cell.ratio, "seed": cell.seed, **scalars,
-            "wall_seconds": wall_seconds, "work_dir": cfg["work_dir"], "config": cfg}
+            "wall_seconds": wall_seconds, "work_dir": saved["config"]["work_dir"], "config": saved["config"],
+            **recorded}
 
 
 def run_cell(cfg: dict[str, Any], cell: Cell) -> dict[str, Any]:
@@ -172,11 +232,9 @@ def run_cell(cfg: dict[str, Any], cell: Cell) -> dict[str, Any]:
         earlier = float(read_json(metrics_path).get("elapsed_s", 0.0))
     started = time.time()
     final = run_training(copy.deepcopy(cfg), resume="auto")
-    if not final:  # resumed a run that had trained to the end: its final metrics are on disk
-        final = read_json(metrics_path).get("final") or {}
     if not final:
         raise SsmarError(f"{work_dir}: training ended without final metrics; delete the cell and rerun")
-    result = make_result(cell, cfg, final, earlier + time.time() - started)
+    result = make_result(cell, read_json(metrics_path), final, earlier + time.time() - started)
     save_json(result, work_dir / RESULT_FILE)
     return result
 
@@ -188,7 +246,8 @@ def rescore_cell(cfg: dict[str, Any], cell: Cell) -> dict[str, Any] | None:
     if result is None:
         return None
     metrics = rescore_run(Path(cfg["work_dir"]))
-    rescored = make_result(cell, result["config"], metrics, result["wall_seconds"])
+    rescored = make_result(cell, result, metrics, result["wall_seconds"])
+    rescored["rescored_with"] = code_version()
     rescored["rescored_from"] = result.get("rescored_from") or {
         key: result[key] for key in ("top1", "top5", "mean_class_acc", "f1_macro") if key in result}
     save_json(rescored, Path(cfg["work_dir"]) / RESULT_FILE)
@@ -196,10 +255,12 @@ def rescore_cell(cfg: dict[str, Any], cell: Cell) -> dict[str, Any] | None:
 
 
 def run_grid(base: dict[str, Any], cells: Sequence[Cell], root: Path, data_file: Path, jobs: int = 1,
-             on_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+             on_result: Callable[[dict[str, Any]], None] | None = None,
+             rerun_stale: bool = False) -> list[dict[str, Any]]:
     """Run the missing cells of the grid, ``jobs`` at a time; return every cell's result.
 
-    ``on_result`` is called with each newly finished result (to rewrite the reports).
+    ``on_result`` is called with each newly finished result (to rewrite the reports); ``rerun_stale``
+    recomputes cells that ran under other resolved settings instead of stopping at the first.
     Failed cells do not stop the others; they are listed in one error at the end.
     """
     if jobs < 1:
@@ -212,7 +273,10 @@ def run_grid(base: dict[str, Any], cells: Sequence[Cell], root: Path, data_file:
     if jobs > 1:
         base["train"]["progress"] = False  # parallel per-run bars would overwrite each other
     configs = {cell: cell_config(base, cell, root, data_file) for cell in cells}
-    results = {cell: result for cell, cfg in configs.items() if (result := finished_result(cfg, cell)) is not None}
+    for cfg in configs.values():  # every cell's settings checked before the first one trains
+        resolve_run(cfg)
+    results = {cell: result for cell, cfg in configs.items()
+               if (result := finished_result(cfg, cell, rerun_stale)) is not None}
     todo = [cell for cell in cells if cell not in results]
     failures: list[str] = []
     bar = tqdm(total=len(cells), initial=len(results), desc="bench", unit="cell", dynamic_ncols=True,
@@ -220,6 +284,10 @@ def run_grid(base: dict[str, Any], cells: Sequence[Cell], root: Path, data_file:
     if results:
         bar.write(f"bench: {len(results)} of {len(cells)} cells already finished in {root}; "
                   f"running the other {len(todo)}")
+    unrecorded = sum(not has_resolved_settings(result) for result in results.values())
+    if unrecorded:
+        bar.write(f"warning: {unrecorded} finished cell(s) predate recorded settings: compared under this "
+                  "version's defaults, their code version reads 'unrecorded' in the tables")
 
     def finish(cell: Cell, result: dict[str, Any] | None, error: BaseException | None) -> None:
         if error is not None:

@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "key=value pairs override the config of every run, e.g. train.epochs=20.")
     bench.add_argument("--data", help="skeleton pickle (default: data.file of --config)")
     bench.add_argument("--config", "-c", help="base YAML config shared by every run")
-    bench.add_argument("--methods", help="comma-separated algorithms, e.g. supervised,fixmatch,fullysupervised")
+    bench.add_argument("--methods", help="comma-separated algorithms, e.g. supervised,fixmatch,fullysupervised; a "
+                                         "variant carries its own params: aplt@preset=paper+fusion=0")
     bench.add_argument("--ratios", help="comma-separated labelled ratios in (0, 1] (default: data.labelled_ratio)")
     bench.add_argument("--seeds", help="comma-separated seeds; a seed fixes the labelled split for every method "
                                        "(default: the config's seed)")
@@ -37,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--rescore", action="store_true",
                        help="train nothing: re-evaluate the finished cells' final checkpoints with the current "
                             "code (e.g. after a change of inference rule) and rebuild the tables")
+    bench.add_argument("--rerun-stale", action="store_true",
+                       help="recompute cells that finished (or started) under other resolved settings, e.g. after "
+                            "a default changed; without it such a cell stops the grid with one error line")
     bench.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     bench.set_defaults(func=cmd_bench)
 
@@ -66,7 +70,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise SsmarError("bench: no data file; pass --data FILE or set data.file in --config")
     if args.rescore:
         return _rescore(base, cells, root, Path(data))
-    run_and_report(base, cells, root, Path(data), args.jobs)
+    run_and_report(base, cells, root, Path(data), args.jobs, args.rerun_stale)
     print(f"bench: {len(cells)} cells done; tables in {root / 'results.md'}, plot in {root / 'top1_vs_ratio.png'}")
     return 0
 

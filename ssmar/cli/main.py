@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "ssmar.cli.train",
     "ssmar.cli.data",
     "ssmar.cli.bench",
+    "ssmar.cli.suite",
     "ssmar.cli.pose",
     "ssmar.cli.data_import",
     "ssmar.cli.data_export",

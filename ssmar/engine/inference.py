@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from ssmar.algorithms import algorithm_class
+from ssmar.config import PROVENANCE_KEY
 from ssmar.data.dataset import encode_annotations
 from ssmar.data.layouts import Layout
 from ssmar.data.preprocess import resolve_channels
@@ -125,7 +127,12 @@ def load_recognizer(checkpoint: str | Path, device: str = "cpu", skeleton_only: 
         raise SsmarError(f"{checkpoint}: weights do not fit the model described in it ({str(exc).splitlines()[0]})") from exc
     model.to(torch_device).eval()
     algorithm = algorithm_class(meta["algorithm"])
-    score_outputs = algorithm.inference_scores(state["algorithm"], state["config"]["algorithm"]["params"], torch_device)
+    params = state["config"]["algorithm"]["params"] or {}
+    if PROVENANCE_KEY not in state:  # before runs recorded their resolved settings: as it was scored then
+        print(f"warning: {checkpoint} records no resolved settings (written before ssmar saved them); its "
+              f"{meta['algorithm']} params are completed with this version's defaults", file=sys.stderr)
+        params = {**algorithm.defaults, **params}
+    score_outputs = algorithm.inference_scores(state["algorithm"], params, torch_device)
     return Recognizer(model=model, config=state["config"], meta=meta, layout=layout, device=torch_device,
                       score_outputs=score_outputs)
 

@@ -10,7 +10,8 @@ from typing import Any
 import torch
 
 from ssmar.algorithms.context import Augment
-from ssmar.data.augment import strong_augment, weak_augment
+from ssmar.data.augment import (STRONG_DEFAULTS, STRONG_SPECS, WEAK_DEFAULTS, WEAK_SPECS, resolve_options,
+                                 strong_augment, weak_augment)
 from ssmar.data.dataset import prepare_skeleton_data
 from ssmar.data.preprocess import has_score
 from ssmar.data.types import PreparedData
@@ -32,6 +33,21 @@ def prepare_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_split: bo
     if cfg["data"]["include_labelled_in_unlabelled"]:
         data.unlabelled_pool = torch.cat([data.labelled, data.unlabelled])
     return data
+
+
+def augment_options(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"weak": ..., "strong": ...}``: every augmentation option of the run's data type, defaults filled
+    in and checked; what a run records and what :func:`build_augmentations` builds from."""
+    if cfg["data"].get("type", "skeleton") == "video":
+        from ssmar.video.augment import (VIDEO_STRONG_DEFAULTS, VIDEO_STRONG_SPECS, VIDEO_WEAK_DEFAULTS,
+                                         VIDEO_WEAK_SPECS)
+
+        weak, strong = (VIDEO_WEAK_DEFAULTS, VIDEO_WEAK_SPECS, "weak video"), (VIDEO_STRONG_DEFAULTS,
+                                                                                VIDEO_STRONG_SPECS, "strong video")
+    else:
+        weak, strong = (WEAK_DEFAULTS, WEAK_SPECS, "weak"), (STRONG_DEFAULTS, STRONG_SPECS, "strong")
+    return {"weak": resolve_options(cfg["augment"]["weak"], *weak),
+            "strong": resolve_options(cfg["augment"]["strong"], *strong)}
 
 
 def build_augmentations(cfg: dict[str, Any], channels: str | None = None) -> tuple[Augment, Augment]:

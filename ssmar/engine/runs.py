@@ -3,12 +3,17 @@ finished run. ``ssmar train`` and the benchmark grid call these; the CLI only pa
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from ssmar.config import load_config
+import yaml
+
+from ssmar.config import PROVENANCE_KEY, load_config
+from ssmar.engine.resolve import budget_epochs
 from ssmar.engine.trainer import Trainer
 from ssmar.errors import SsmarError
 from ssmar.runtime import distributed
@@ -36,8 +41,27 @@ def run_training(cfg: dict[str, Any], resume: str | None = None) -> dict[str, An
     checkpoint = distributed.broadcast_object(checkpoint)
     if checkpoint is not None:
         trainer.resume(checkpoint)
+    if trainer.epoch >= budget_epochs(trainer.cfg["train"]):  # a finished run: nothing to train, say what it got
+        distributed.shutdown()
+        final = finished_metrics(trainer.work_dir) if is_main else {}
+        trainer.logger.info(f"{checkpoint} finished its {trainer.epoch} epochs already; nothing to train. "
+                            "Its final metrics:")
+        return final
     final = trainer.fit()
     distributed.shutdown()
+    return final
+
+
+def finished_metrics(work_dir: Path) -> dict[str, Any]:
+    """The final metrics a finished run recorded in its ``metrics.json``."""
+    path = work_dir / "metrics.json"
+    try:
+        final = json.loads(path.read_text()).get("final") or {}
+    except (OSError, ValueError) as exc:
+        raise SsmarError(f"{path} is unreadable ({exc}); evaluate the run's checkpoint with ssmar eval") from exc
+    if not final:
+        raise SsmarError(f"{work_dir}: latest.pt is at the end of training but metrics.json has no final metrics; "
+                         "evaluate it with ssmar eval --checkpoint")
     return final
 
 
@@ -48,6 +72,9 @@ def rescore_run(run_dir: Path, overrides: list[str] | None = None) -> dict[str, 
     checkpoint = run_dir / "latest.pt"
     if not checkpoint.is_file() or not (run_dir / "config.yaml").is_file():
         raise SsmarError(f"{run_dir}: no latest.pt / config.yaml to rescore; train the run first")
+    if PROVENANCE_KEY not in (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}):
+        print(f"warning: {run_dir}/config.yaml records no resolved settings (written before ssmar saved them); "
+              "its params are completed with this version's defaults", file=sys.stderr)
     cfg = load_config(run_dir / "config.yaml", [*(overrides or []), "train.progress=false"])
     with tempfile.TemporaryDirectory() as scratch:
         cfg["work_dir"] = scratch

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ssmar.algorithms import algorithm_class
 from ssmar.algorithms.base import Algorithm, Batch, StepResult
 from ssmar.algorithms.context import Augment, TrainContext
-from ssmar.config import dump_config, validate_config
+from ssmar.config import dump_config
 from ssmar.data.samplers import InfiniteSampler
 from ssmar.data.splits import short_classes
 from ssmar.data.types import PreparedData
@@ -35,9 +35,10 @@ from ssmar.engine.ema import ModelEMA
 from ssmar.engine.evaluate import predict_scores
 from ssmar.engine.inputs import build_augmentations, prepare_data
 from ssmar.engine.metrics import classification_metrics, save_confusion
+from ssmar.engine.resolve import PROVENANCE_KEY, budget_epochs, resolve_run, run_provenance
 from ssmar.engine.schedule import build_optimizer, plan_budget, warmup_cosine
 from ssmar.errors import SsmarError
-from ssmar.models import backbone_params, build_model
+from ssmar.models import build_model
 from ssmar.runtime import distributed, faults
 from ssmar.runtime.io import save_json, save_text, save_torch
 
@@ -109,16 +110,13 @@ class PseudoLabelMeter:
 
 class Trainer:
     def __init__(self, cfg: dict[str, Any], work_dir: Path, data: PreparedData | None = None):
-        """``data`` replaces loading ``cfg['data']`` (benchmarks pass in-memory synthetic clips). ``cfg`` is
-        copied: the run's own settings (e.g. every label for an all-label method) never reach the caller's."""
-        cfg = self.cfg = copy.deepcopy(cfg)
+        """``data`` replaces loading ``cfg['data']`` (benchmarks pass in-memory synthetic clips). The run
+        works on the resolved copy of ``cfg`` (:func:`~ssmar.engine.resolve.resolve_run`): the run's own
+        settings (e.g. every label for an all-label method) never reach the caller's."""
+        # resolved and checked once, before anything is written: a bad value costs one error line and no file
+        cfg = self.cfg = resolve_run(cfg)
         self.work_dir = Path(work_dir)
-        # every value checked before anything is written: a bad one costs one error line and no file
-        validate_config(cfg)
         self.algorithm_cls = algorithm_class(cfg["algorithm"]["name"])
-        self.algorithm_cls.resolve_params(cfg["algorithm"]["params"] or {})
-        backbone_params(cfg["model"])
-        build_augmentations(cfg)
         self.dist = distributed.init_distributed(cfg["device"])
         device = cfg["device"]
         if device.startswith("cuda") and self.dist.world_size > 1:
@@ -145,8 +143,6 @@ class Trainer:
         seed_everything(cfg["seed"])
         torch.use_deterministic_algorithms(self.device.type == "cpu", warn_only=True)
 
-        if self.algorithm_cls.all_labels:
-            cfg["data"]["labelled_ratio"], cfg["data"]["labels_per_class"] = 1.0, None
         self.data: PreparedData = data if data is not None else prepare_data(cfg, self.work_dir, seed=cfg["seed"],
                                                                              write_split=self.dist.is_main)
         if self.dist.world_size > 1:  # every process trains on rank 0's partition (its split.json)
@@ -172,6 +168,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, train_cfg)
         self.budget = plan_budget(train_cfg, len(self.data.train.labels))
         self.steps_per_epoch, self.total_steps = self.budget.steps_per_epoch, self.budget.total_steps
+        self.provenance = run_provenance(cfg, self.budget)
         self.scheduler = warmup_cosine(self.optimizer, int(train_cfg["warmup_epochs"]) * self.steps_per_epoch,
                                        self.total_steps)
         self.train_model: nn.Module = self.model
@@ -221,7 +218,8 @@ class Trainer:
 
     def checkpoint_state(self) -> dict[str, Any]:
         return plain_state({
-            "format": CHECKPOINT_FORMAT, "config": self.cfg, "meta": self._model_meta(),
+            "format": CHECKPOINT_FORMAT, "config": self.cfg, PROVENANCE_KEY: self.provenance,
+            "meta": self._model_meta(),
             "epoch": self.epoch, "step": self.context.step, "elapsed": self.elapsed,
             "model": self.model.state_dict(), "ema": self.ema.module.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
@@ -375,10 +373,10 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train to the configured budget (from a resumed state if any); return final metrics."""
         cfg, is_main = self.cfg, self.dist.is_main
-        epochs = int(cfg["train"]["epochs"])
+        epochs = budget_epochs(cfg["train"])
         selects_best = cfg["data"]["eval_on"] == "val"
         if is_main:
-            save_text(dump_config(cfg), self.work_dir / "config.yaml")
+            save_text(dump_config({**cfg, PROVENANCE_KEY: self.provenance}), self.work_dir / "config.yaml")
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.work_dir / "tb"), purge_step=self.context.step or None)
@@ -451,7 +449,7 @@ class Trainer:
         self.writer.flush()
 
     def _write_metrics(self, final: dict[str, Any]) -> None:
-        save_json({"config": self.cfg, "data": self.data.info, "history": self.history, "best": self.best,
+        save_json({"config": self.cfg, PROVENANCE_KEY: self.provenance, "data": self.data.info, "history": self.history, "best": self.best,
                    "final": {k: v for k, v in final.items() if k != "confusion"}, "elapsed_s": self.elapsed},
                   self.work_dir / "metrics.json")
 

@@ -1,0 +1,59 @@
+"""The resolved run configuration: built once, at the start of a run, and what the run records.
+
+:func:`resolve_run` checks a loaded config and fills in every value a component would otherwise
+default on its own: the algorithm's params after its preset and defaults, every augmentation
+option, the run-specific data settings of an all-label method. Each component is then handed its
+section of this one config, and ``config.yaml``, every checkpoint, ``metrics.json`` and a
+benchmark cell's ``result.json`` save it with :func:`run_provenance` (budget in steps, code
+version). Resolving is idempotent, so a saved ``config.yaml`` loads and resolves to itself: a run
+re-scored or resumed later runs with the settings it recorded, not with today's defaults.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ssmar.algorithms import algorithm_class
+from ssmar.config import PROVENANCE_KEY, validate_config
+from ssmar.engine.inputs import augment_options
+from ssmar.engine.provenance import code_version
+from ssmar.engine.schedule import Budget
+from ssmar.models import backbone_params
+
+__all__ = ["PROVENANCE_KEY", "budget_epochs", "has_resolved_settings", "resolve_run", "run_provenance"]
+
+
+def budget_epochs(train: dict[str, Any]) -> int:
+    """Epochs the budget spans. Known before the data is loaded, whatever the rule: ``steps_per_epoch=auto``
+    spreads the steps it plans (:func:`ssmar.engine.schedule.plan_budget`, which needs the training set's
+    size) over ``train.epochs`` whole epochs, so APLT's round guard can be checked first."""
+    return int(train["epochs"])
+
+
+def resolve_run(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A checked copy of ``cfg`` with every component's section resolved; raises one
+    :class:`~ssmar.errors.SsmarError` line on the first bad value, before anything is written."""
+    cfg = copy.deepcopy(cfg)
+    validate_config(cfg)
+    algorithm = algorithm_class(cfg["algorithm"]["name"])
+    params = algorithm.resolve_params(cfg["algorithm"]["params"] or {})
+    algorithm.check_budget(params, budget_epochs(cfg["train"]))
+    cfg["algorithm"]["params"] = copy.deepcopy(params)
+    backbone_params(cfg["model"])
+    cfg["augment"] = copy.deepcopy(augment_options(cfg))
+    if algorithm.all_labels:  # what the run trains on, and what its config.yaml says
+        cfg["data"]["labelled_ratio"], cfg["data"]["labels_per_class"] = 1.0, None
+    return cfg
+
+
+def run_provenance(cfg: dict[str, Any], budget: Budget) -> dict[str, Any]:
+    """What a resolved config does not say itself: the budget in steps (planned from the data where
+    ``train.steps_per_epoch=auto``) and the code that ran."""
+    return {"total_steps": budget.total_steps, "steps_per_epoch": budget.steps_per_epoch, "code": code_version()}
+
+
+def has_resolved_settings(saved: dict[str, Any]) -> bool:
+    """Whether a saved checkpoint / metrics / result records its resolved settings (written by this
+    version or later); older files hold only the params given, completed by the defaults of the day."""
+    return PROVENANCE_KEY in saved
