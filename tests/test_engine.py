@@ -150,6 +150,19 @@ def test_eval_and_predict_round_trip(synth_file: Path, tmp_path: Path, capsys: p
     assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1.0001
 
 
+def test_eval_of_a_run_tuned_on_validation_scores_its_carve_out_not_the_test_split(
+        synth_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    final = run_training(tiny_config(synth_file, tmp_path, "algorithm.name=fullysupervised", "data.val_fraction=0.3",
+                                     "data.eval_on=val", "train.epochs=1", "train.steps_per_epoch=3"))
+    assert main(["eval", "--checkpoint", str(tmp_path / "latest.pt"), "--out", str(tmp_path / "ev")]) == 0
+    saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert saved["split"] == "validation" and saved["top1"] == pytest.approx(final["top1"], abs=0.01)
+    assert main(["eval", "--checkpoint", str(tmp_path / "latest.pt"), "--split", "test",
+                 "--out", str(tmp_path / "ev_test")]) == 0  # the test split only when asked for
+    assert json.loads((tmp_path / "ev_test" / "metrics.json").read_text())["split"] == "test"
+    capsys.readouterr()
+
+
 def test_body_level_scores_rank_bodies_by_their_best_action() -> None:
     """MA-52's body level (metrics and submission): a body class scores as its best action."""
     body_map, body_names = ma52_body_map()

@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from ssmar.algorithms import algorithm_class
 from ssmar.config import PROVENANCE_KEY
-from ssmar.data.dataset import encode_annotations
+from ssmar.data.dataset import encode_annotations, validation_carve_out
 from ssmar.data.layouts import Layout
 from ssmar.data.preprocess import resolve_channels
 from ssmar.data.skeleton_format import load_skeleton_pickle, require_known_labels, split_members
@@ -65,13 +65,23 @@ class Recognizer:
     def encode_source(self, data: str | Path | None = None, split: str | None = None) -> EncodedSet:
         """The evaluation clips of the data this checkpoint was trained on, or of ``data``.
 
-        Skeleton: ``data`` is a pickle and ``split`` one of its splits (default: the test
-        split), every clip labelled (what is scored must have labels). Video: ``data`` is an MMAction2 list (default: ``data.<split>_list``, with
+        Skeleton: ``data`` is a pickle and ``split`` one of its splits (default: the split the run was
+        scored on: its validation carve-out for a run with ``data.eval_on=val``, else the test split), every clip labelled (what is scored must have labels). Video: ``data`` is an MMAction2 list (default: ``data.<split>_list``, with
         ``split`` train or test), read with the checkpoint's segments and resolution.
         """
         data_cfg = self.config["data"]
         if data_cfg.get("type", "skeleton") != "video":
-            source, split = data or data_cfg["file"], split or data_cfg["test_split"]
+            source = data or data_cfg["file"]
+            if split is None and data_cfg.get("eval_on") == "val":
+                # the run was scored on its carve-out of the train split: the same clips, never the test split
+                loaded = load_skeleton_pickle(source)
+                annotations = loaded["annotations"]
+                labels = np.array([int(ann["label"]) for ann in annotations])
+                train_pos = np.array(split_members(loaded, data_cfg["train_split"], str(source)))
+                _, val_pos = validation_carve_out(annotations, labels, train_pos, data_cfg, str(source))
+                clips, labels, names = self.encode([annotations[i] for i in val_pos])
+                return EncodedSet(clips, labels, names, str(source), "validation")
+            split = split or data_cfg["test_split"]
             clips, labels, names = self.encode_split(source, split)
             require_known_labels(labels, names, split, str(source))
             return EncodedSet(clips, labels, names, str(source), split)
