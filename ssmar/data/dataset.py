@@ -30,11 +30,15 @@ def encode_annotations(annotations: list[dict], layout: Layout, frames: int, max
                    [ann["frame_dir"] for ann in annotations])
 
 
-def validation_carve_out(annotations: list[dict], labels: np.ndarray, train_pos: np.ndarray, data_cfg: dict[str, Any],
+def validation_carve_out(data: dict[str, Any], data_cfg: dict[str, Any],
                          source: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Split a validation set off the train split: whole subjects (``val_subjects``, the honest
-    proxy for a cross-subject test) or a stratified fraction of clips (``val_fraction``). Only clips
-    with known labels are held out (validation is scored); the others stay in training, unlabelled."""
+    """The positions of ``data``'s train split that train, and those split off as validation (None without a
+    carve-out): whole subjects (``val_subjects``, the honest proxy for a cross-subject test) or a stratified
+    fraction of clips (``val_fraction``). Only clips with known labels are held out (validation is scored);
+    the others stay in training, unlabelled. Training and ``ssmar eval`` both call this: the same clips."""
+    annotations = data["annotations"]
+    labels = np.array([int(ann["label"]) for ann in annotations])
+    train_pos = np.array(split_members(data, data_cfg["train_split"], source))
     val_fraction = float(data_cfg.get("val_fraction") or 0.0)
     val_subjects = data_cfg.get("val_subjects")
     if val_fraction > 0 and val_subjects:
@@ -68,10 +72,9 @@ def prepare_skeleton_data(cfg: dict[str, Any], work_dir: Path, seed: int, write_
     labels = np.array([int(ann["label"]) for ann in annotations])
     class_names = list(data.get("class_names") or [f"class_{i}" for i in range(labels.max() + 1)])
 
-    train_pos = np.array(split_members(data, data_cfg["train_split"], source))
     if data_cfg["eval_on"] not in ("test", "val"):
         raise SsmarError(f"data.eval_on must be 'test' or 'val', got '{data_cfg['eval_on']}'")
-    train_pos, eval_pos = validation_carve_out(annotations, labels, train_pos, data_cfg, source)
+    train_pos, eval_pos = validation_carve_out(data, data_cfg, source)
     if data_cfg["eval_on"] == "val" and eval_pos is None:
         raise SsmarError("data.eval_on=val needs a carve-out of the train split: set data.val_fraction > 0 "
                          "or data.val_subjects=[...]")

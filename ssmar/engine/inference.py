@@ -12,13 +12,13 @@ import torch
 import torch.nn as nn
 
 from ssmar.algorithms import algorithm_class
-from ssmar.config import PROVENANCE_KEY
 from ssmar.data.dataset import encode_annotations, validation_carve_out
 from ssmar.data.layouts import Layout
 from ssmar.data.preprocess import resolve_channels
 from ssmar.data.skeleton_format import load_skeleton_pickle, require_known_labels, split_members
 from ssmar.engine.checkpoint import load_checkpoint, resolve_device
 from ssmar.engine.evaluate import predict_scores
+from ssmar.engine.resolve import has_resolved_settings
 from ssmar.errors import SsmarError
 from ssmar.models import build_model
 
@@ -75,11 +75,8 @@ class Recognizer:
             if split is None and data_cfg.get("eval_on") == "val":
                 # the run was scored on its carve-out of the train split: the same clips, never the test split
                 loaded = load_skeleton_pickle(source)
-                annotations = loaded["annotations"]
-                labels = np.array([int(ann["label"]) for ann in annotations])
-                train_pos = np.array(split_members(loaded, data_cfg["train_split"], str(source)))
-                _, val_pos = validation_carve_out(annotations, labels, train_pos, data_cfg, str(source))
-                clips, labels, names = self.encode([annotations[i] for i in val_pos])
+                _, val_pos = validation_carve_out(loaded, data_cfg, str(source))
+                clips, labels, names = self.encode([loaded["annotations"][i] for i in val_pos])
                 return EncodedSet(clips, labels, names, str(source), "validation")
             split = split or data_cfg["test_split"]
             clips, labels, names = self.encode_split(source, split)
@@ -138,7 +135,7 @@ def load_recognizer(checkpoint: str | Path, device: str = "cpu", skeleton_only: 
     model.to(torch_device).eval()
     algorithm = algorithm_class(meta["algorithm"])
     params = state["config"]["algorithm"]["params"] or {}
-    if PROVENANCE_KEY not in state:  # before runs recorded their resolved settings: as it was scored then
+    if not has_resolved_settings(state):  # before runs recorded their resolved settings: as it was scored then
         print(f"warning: {checkpoint} records no resolved settings (written before ssmar saved them); its "
               f"{meta['algorithm']} params are completed with this version's defaults", file=sys.stderr)
         params = {**algorithm.defaults, **params}

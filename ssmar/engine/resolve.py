@@ -21,14 +21,7 @@ from ssmar.engine.provenance import code_version
 from ssmar.engine.schedule import Budget
 from ssmar.models import backbone_params
 
-__all__ = ["PROVENANCE_KEY", "budget_epochs", "has_resolved_settings", "resolve_run", "run_provenance"]
-
-
-def budget_epochs(train: dict[str, Any]) -> int:
-    """Epochs the budget spans. Known before the data is loaded, whatever the rule: ``steps_per_epoch=auto``
-    spreads the steps it plans (:func:`ssmar.engine.schedule.plan_budget`, which needs the training set's
-    size) over ``train.epochs`` whole epochs, so APLT's round guard can be checked first."""
-    return int(train["epochs"])
+__all__ = ["PROVENANCE_KEY", "has_resolved_settings", "resolve_run", "run_provenance"]
 
 
 def resolve_run(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -38,7 +31,9 @@ def resolve_run(cfg: dict[str, Any]) -> dict[str, Any]:
     validate_config(cfg)
     algorithm = algorithm_class(cfg["algorithm"]["name"])
     params = algorithm.resolve_params(cfg["algorithm"]["params"] or {})
-    algorithm.check_budget(params, budget_epochs(cfg["train"]))
+    # the budget's epochs are known before the data is loaded, whatever the rule (plan_budget spreads the
+    # steps over train.epochs whole epochs), so APLT's round guard is checked here, before anything is written
+    algorithm.check_budget(params, int(cfg["train"]["epochs"]))
     cfg["algorithm"]["params"] = copy.deepcopy(params)
     backbone_params(cfg["model"])
     cfg["augment"] = copy.deepcopy(augment_options(cfg))

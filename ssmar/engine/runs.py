@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from ssmar.config import PROVENANCE_KEY, load_config
-from ssmar.engine.resolve import budget_epochs
+from ssmar.config import load_config
+from ssmar.engine.resolve import has_resolved_settings
 from ssmar.engine.trainer import Trainer
 from ssmar.errors import SsmarError
 from ssmar.runtime import distributed
@@ -41,7 +41,7 @@ def run_training(cfg: dict[str, Any], resume: str | None = None) -> dict[str, An
     checkpoint = distributed.broadcast_object(checkpoint)
     if checkpoint is not None:
         trainer.resume(checkpoint)
-    if trainer.epoch >= budget_epochs(trainer.cfg["train"]):  # a finished run: nothing to train, say what it got
+    if trainer.epoch >= int(trainer.cfg["train"]["epochs"]):  # a finished run: nothing to train, say what it got
         distributed.shutdown()
         final = finished_metrics(trainer.work_dir) if is_main else {}
         trainer.logger.info(f"{checkpoint} finished its {trainer.epoch} epochs already; nothing to train. "
@@ -72,7 +72,7 @@ def rescore_run(run_dir: Path, overrides: list[str] | None = None) -> dict[str, 
     checkpoint = run_dir / "latest.pt"
     if not checkpoint.is_file() or not (run_dir / "config.yaml").is_file():
         raise SsmarError(f"{run_dir}: no latest.pt / config.yaml to rescore; train the run first")
-    if PROVENANCE_KEY not in (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}):
+    if not has_resolved_settings(yaml.safe_load((run_dir / "config.yaml").read_text()) or {}):
         print(f"warning: {run_dir}/config.yaml records no resolved settings (written before ssmar saved them); "
               "its params are completed with this version's defaults", file=sys.stderr)
     cfg = load_config(run_dir / "config.yaml", [*(overrides or []), "train.progress=false"])

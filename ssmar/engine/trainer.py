@@ -35,7 +35,7 @@ from ssmar.engine.ema import ModelEMA
 from ssmar.engine.evaluate import predict_scores
 from ssmar.engine.inputs import build_augmentations, prepare_data
 from ssmar.engine.metrics import classification_metrics, save_confusion
-from ssmar.engine.resolve import PROVENANCE_KEY, budget_epochs, resolve_run, run_provenance
+from ssmar.engine.resolve import PROVENANCE_KEY, resolve_run, run_provenance
 from ssmar.engine.schedule import build_optimizer, plan_budget, warmup_cosine
 from ssmar.errors import SsmarError
 from ssmar.models import build_model
@@ -373,7 +373,7 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train to the configured budget (from a resumed state if any); return final metrics."""
         cfg, is_main = self.cfg, self.dist.is_main
-        epochs = budget_epochs(cfg["train"])
+        epochs = int(cfg["train"]["epochs"])
         selects_best = cfg["data"]["eval_on"] == "val"
         if is_main:
             save_text(dump_config({**cfg, PROVENANCE_KEY: self.provenance}), self.work_dir / "config.yaml")

@@ -32,6 +32,4 @@ class StreamInput(nn.Module):
         return joint_channels * len(self.streams)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.streams == ("joint",):
-            return x
         return compose_streams(x, self.streams, self.parents)
