@@ -43,7 +43,7 @@ def test_offline_round_screens_far_points_and_refines_prototypes() -> None:
     expected = F.normalize(torch.stack([features[kept & (result.assign == c)].mean(0) for c in range(3)]), dim=1)
     assert torch.allclose(result.prototypes, expected, atol=1e-5)
     assert torch.equal(result.weight, result.keep.float())  # a hard screen: weight 1 on kept rows
-    table, weights = scatter_pseudo_labels(40, torch.arange(33) + 7, result.assign, result.weight)
+    table, _, weights = scatter_pseudo_labels(40, torch.arange(33) + 7, result.assign, result.keep, result.weight)
     assert table[:7].eq(-1).all() and torch.equal(table[7:], result.assign) and torch.equal(weights[7:], result.weight)
 
 
@@ -125,7 +125,7 @@ def test_fusion_changes_scores_only_when_enabled(synth_file: Path, tmp_path: Pat
     plain = model(x)["logits"]
     assert fused.shape == plain.shape and not torch.allclose(fused, plain)
     assert torch.allclose(fused.exp().sum(1), torch.full((4,), 2.0), atol=1e-4)  # two softmaxes, weight 1 each
-    trainer.algorithm.params["fusion"] = 0.0
+    trainer.algorithm.at_share["fusion"] = 0.0
     assert torch.equal(trainer.algorithm.score_outputs(model(x)), plain)
 
 
@@ -140,7 +140,7 @@ def test_evaluation_reports_the_prototype_head_beside_the_linear_head(synth_file
         feat = model(trainer.data.evaluation.clips)["feat"]
     nearest = (F.normalize(feat, dim=1) @ trainer.algorithm.eval_prototypes.T).argmax(1)
     assert metrics["prototype_top1"] == pytest.approx(float((nearest == labels).float().mean() * 100), abs=1e-3)
-    trainer.algorithm.params["fusion"] = 1.0  # the default: top1 is fused, the linear head is the diagnostic
+    trainer.algorithm.at_share["fusion"] = 1.0  # the default: top1 is fused, the linear head is the diagnostic
     fused_metrics = trainer.evaluate()
     assert fused_metrics["linear_top1"] == pytest.approx(metrics["top1"]) and "fused_top1" not in fused_metrics
     assert fused_metrics["top1"] == pytest.approx(metrics["fused_top1"]), "the diagnostic is what fusion 1 scores"

@@ -86,5 +86,5 @@ def test_two_processes_match_one_with_the_same_global_batch(algorithm: str, synt
             drift.append([record[0].pop(key) for key in ("space_drift_weak", "space_drift_strong")])
         assert rounds[0] == rounds[1]
         assert drift[0] == pytest.approx(drift[1], abs=1e-3)
-        for key in ("prototypes", "train_prototypes", "pseudo_labels", "pseudo_weight"):
+        for key in ("prototypes", "train_prototypes", "pseudo_labels", "pseudo_keep", "pseudo_weight"):
             assert torch.equal(states[0]["algorithm"][key], states[1]["algorithm"][key]), key

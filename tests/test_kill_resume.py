@@ -72,6 +72,6 @@ def test_killed_run_resumes_to_the_uninterrupted_result(fault: str, survivor_epo
         for key, value in expected[part].items():
             assert torch.equal(state[part][key], value), f"{part}.{key}"
     assert state["algorithm"]["round"] == expected["algorithm"]["round"] == 2
-    for key in ("prototypes", "train_prototypes", "pseudo_labels", "pseudo_weight"):
+    for key in ("prototypes", "train_prototypes", "pseudo_labels", "pseudo_keep", "pseudo_weight"):
         assert torch.equal(state["algorithm"][key], expected["algorithm"][key]), key
     assert state["rng"]["augment"].equal(expected["rng"]["augment"])

@@ -29,6 +29,7 @@ from ssmar.aplt.labellers import make_labeller
 from ssmar.aplt.losses import additive_margin_loss
 from ssmar.aplt.offline import OfflineRound, offline_round, scatter_pseudo_labels
 from ssmar.aplt.prototypes import PrototypeMemory, fused_scores, prototype_cosine, refine_prototypes
+from ssmar.aplt.regime import anchors, by_share
 from ssmar.aplt.rounds import round_record, round_summary, save_rounds
 from ssmar.aplt.screens import make_screen
 from ssmar.config import FLAG, POSITIVE, PROBABILITY, TEXT, Spec, integer, number, one_of
@@ -43,6 +44,7 @@ PAPER_PRESET: dict[str, Any] = {
     "labeller": "kmeans", "labeller_params": {}, "screen": "paper", "screen_params": {},
     "bank_views": 1, "margin_norm": "kept", "same_space": False, "logits_targets": "online",
 }
+REGIME_PARAMS = ("lambda_m", "fusion")  # numbers, or mappings {labelled share: value} (ssmar/aplt/regime.py)
 
 
 class APLT(Algorithm):
@@ -52,7 +54,9 @@ class APLT(Algorithm):
         "preset": None,  # None (the defaults below) | paper (PAPER_PRESET; explicit params still win)
         "p_cutoff": 0.95,  # confidence threshold of L_u^logits (FixMatch part) [paper: FixMatch-style]
         "lambda_u": 1.0,  # weight of the unlabelled losses
-        "lambda_m": 1.0,  # weight of the margin losses; 0 = "no margin losses" ablation
+        # weight of the margin losses; 0 = "no margin losses" ablation; a mapping {share: value} follows the
+        # labelled share (ssmar/aplt/regime.py) [ours]
+        "lambda_m": 1.0,
         "margin": 0.2,  # additive margin m of the prototype head [ours]
         "scale": 16.0,  # cosine scale s [ours]
         "warmup_epochs": 5,  # W: epochs before the first offline round (linear head only)
@@ -73,7 +77,7 @@ class APLT(Algorithm):
         "bank_batch_size": 256,
         # inference: probs = softmax(linear) + fusion * softmax(s * cos to prototypes); 1 chosen on a
         # validation carve-out over the linear head alone (0) [ours; docs/aplt.md]
-        "fusion": 1.0,
+        "fusion": 1.0,  # a number, or a mapping {share: value} that follows the labelled share [ours]
         "mode": "async",  # async (APLT) | sync (ablation: recompute every step from the live model)
         # targets of L_u^logits: offline (the offline label where the screen kept the clip, the online target
         # elsewhere) [ours; chosen on the validation carve-out, BENCHMARKS.md §8] | online (the live weak view's
@@ -83,12 +87,12 @@ class APLT(Algorithm):
 
     specs = {
         "preset": one_of("paper", optional=True), "p_cutoff": PROBABILITY, "lambda_u": number(0.0),
-        "lambda_m": number(0.0), "margin": number(0.0), "scale": number(0.0, low_open=True),
+        "lambda_m": Spec("any"), "margin": number(0.0), "scale": number(0.0, low_open=True),
         "warmup_epochs": integer(0), "period": POSITIVE, "num_aug": integer(0), "bank_views": POSITIVE,
         "labeller": TEXT, "labeller_params": Spec("dict", optional=True), "screen": TEXT,
         "screen_params": Spec("dict", optional=True), "agreement": FLAG, "margin_norm": one_of("batch", "kept"),
         "same_space": FLAG, "bank_model": one_of("ema", "online"), "bank_batch_size": POSITIVE,
-        "fusion": number(0.0), "mode": one_of("async", "sync"), "logits_targets": one_of("online", "offline"),
+        "fusion": Spec("any"), "mode": one_of("async", "sync"), "logits_targets": one_of("online", "offline"),
     }
 
     @classmethod
@@ -97,6 +101,8 @@ class APLT(Algorithm):
         resolved = super().resolve_params({**(PAPER_PRESET if params.get("preset") == "paper" else {}), **params})
         make_labeller(resolved["labeller"], **(resolved["labeller_params"] or {}))
         make_screen(resolved["screen"], **(resolved["screen_params"] or {}))
+        for name in REGIME_PARAMS:
+            anchors(resolved[name], f"algorithm.params.{name}")
         return resolved
 
     @classmethod
@@ -115,10 +121,14 @@ class APLT(Algorithm):
         self.labeller = make_labeller(p["labeller"], **(p["labeller_params"] or {}))
         self.screen = make_screen(p["screen"], **(p["screen_params"] or {}))
         backbone = self._unwrap(model)
+        # the settings that may follow the labelled share, at this run's share
+        self.share = len(context.data.labelled) / max(1, len(context.data.train))
+        self.at_share = {name: by_share(p[name], self.share, name) for name in REGIME_PARAMS}
         self.memory = PrototypeMemory(num_classes, backbone.embed_dim).to(context.device)  # what L^margin uses
         self.eval_prototypes = torch.zeros(num_classes, backbone.embed_dim, device=context.device)  # inference
         train_size = len(context.data.train)
         self.pseudo_labels = torch.full((train_size,), -1, dtype=torch.long)
+        self.pseudo_keep = torch.zeros(train_size, dtype=torch.bool)
         self.pseudo_weight = torch.zeros(train_size)
         # [train, D] every clip in the space the margin loss's prototypes live in, until the drift is measured
         self.space_features: torch.Tensor | None = None
@@ -171,8 +181,9 @@ class APLT(Algorithm):
             self.memory.update(result.prototypes)
         unlabelled_rows = bank.is_unlabelled
         positions = bank.dataset_index[unlabelled_rows]
-        self.pseudo_labels, self.pseudo_weight = scatter_pseudo_labels(
-            len(ctx.data.train), positions, result.assign[unlabelled_rows], result.weight[unlabelled_rows])
+        self.pseudo_labels, self.pseudo_keep, self.pseudo_weight = scatter_pseudo_labels(
+            len(ctx.data.train), positions, result.assign[unlabelled_rows], result.keep[unlabelled_rows],
+            result.weight[unlabelled_rows])
         if p["mode"] == "sync":
             self._init_sync_bank(bank, result.centres)
         logits = bank.logits[unlabelled_rows]
@@ -246,8 +257,9 @@ class APLT(Algorithm):
         self.memory.update(result.prototypes)
         self.eval_prototypes = self.memory.prototypes.clone()
         unlabelled = data.unlabelled.to(labels.device)
-        self.pseudo_labels, self.pseudo_weight = scatter_pseudo_labels(
-            len(self.sync_bank), unlabelled, result.assign[unlabelled], result.weight[unlabelled])
+        self.pseudo_labels, self.pseudo_keep, self.pseudo_weight = scatter_pseudo_labels(
+            len(self.sync_bank), unlabelled, result.assign[unlabelled], result.keep[unlabelled],
+            result.weight[unlabelled])
 
     # ------------------------------------------------------------------ online phase
     def train_step(self, batch: Batch) -> StepResult:
@@ -272,18 +284,20 @@ class APLT(Algorithm):
         positions = batch.idx_ulb.cpu()
         offline_labels = self.pseudo_labels[positions].to(batch.idx_ulb.device)
         offline_weight = self.pseudo_weight[positions].to(batch.idx_ulb.device)
-        if p["logits_targets"] == "offline":
-            kept = offline_weight > 0
-            loss_u_logits = consistency_loss(ulb_strong["logits"], torch.where(kept, offline_labels, fixmatch_labels),
-                                             torch.where(kept, offline_weight, fixmatch_mask.float()))
+        if p["logits_targets"] == "offline":  # kept: the offline label; else a confident online label, else the
+            kept = self.pseudo_keep[positions].to(batch.idx_ulb.device)  # offline label at its soft weight
+            offline = kept | (~fixmatch_mask.bool() & (offline_weight > 0))
+            loss_u_logits = consistency_loss(ulb_strong["logits"], torch.where(offline, offline_labels, fixmatch_labels),
+                                             torch.where(offline, offline_weight, fixmatch_mask.float()))
             stats["loss_u_logits"] = loss_u_logits.item()
         loss_sup_margin = additive_margin_loss(self.memory(lb_strong["feat"]), batch.y_lb, p["margin"], p["scale"])
         loss_u_margin = additive_margin_loss(self.memory(ulb_strong["feat"]), offline_labels, p["margin"], p["scale"],
                                              weight=offline_weight, per_batch=p["margin_norm"] == "batch")
-        loss = (loss_sup + p["lambda_m"] * loss_sup_margin
-                + weight_u * (loss_u_logits + p["lambda_m"] * loss_u_margin))
+        lambda_m = self.at_share["lambda_m"]
+        loss = loss_sup + lambda_m * loss_sup_margin + weight_u * (loss_u_logits + lambda_m * loss_u_margin)
         stats.update({"loss_sup_margin": loss_sup_margin.item(), "loss_u_margin": loss_u_margin.item(),
-                      "offline_keep": (offline_weight > 0).float().mean().item()})
+                      "offline_keep": self.pseudo_keep[positions].float().mean().item(),
+                      "offline_weight": offline_weight.mean().item()})
         return StepResult(loss=loss, stats=stats, pseudo_labels=offline_labels.clamp_min(0), mask=offline_weight)
 
     def epoch_stats(self) -> dict[str, Any]:
@@ -291,33 +305,37 @@ class APLT(Algorithm):
 
     # ------------------------------------------------------------------ inference and state
     def score_outputs(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
-        return fused_scores(out, self.eval_prototypes, self.params) if self.prototypes_ready else out["logits"]
+        if not self.prototypes_ready:
+            return out["logits"]
+        return fused_scores(out, self.eval_prototypes, self.at_share["fusion"], self.params["scale"])
 
     def diagnostic_scorers(self) -> dict[str, Callable[[dict[str, torch.Tensor]], torch.Tensor]]:
         if not self.prototypes_ready:
             return {}
         prototypes, scale = self.eval_prototypes, self.params["scale"]
         scorers = {"prototype": lambda out: scale * prototype_cosine(out["feat"], prototypes)}
-        if self.params["fusion"]:  # the linear head alone, as every other method is scored
+        if self.at_share["fusion"]:  # the linear head alone, as every other method is scored
             scorers["linear"] = lambda out: out["logits"]
         else:  # what fusion = 1 would have scored, without a second run
-            scorers["fused"] = lambda out: fused_scores(out, prototypes, {**self.params, "fusion": 1.0})
+            scorers["fused"] = lambda out: fused_scores(out, prototypes, 1.0, scale)
         return scorers
 
     @classmethod
     def inference_scores(cls, state: dict[str, Any], params: dict[str, Any],
                          device: torch.device) -> Callable[[dict[str, torch.Tensor]], torch.Tensor] | None:
-        if not params["fusion"] or not state.get("round"):
+        fusion = state.get("fusion", params["fusion"])  # checkpoints before issue 24: a plain number
+        if not fusion or not state.get("round"):
             return None
         prototypes = state["prototypes"].to(device)
-        return lambda out: fused_scores(out, prototypes, params)
+        return lambda out: fused_scores(out, prototypes, fusion, params["scale"])
 
     def state_dict(self) -> dict[str, Any]:
         def cpu(tensor: torch.Tensor | None) -> torch.Tensor | None:
             return None if tensor is None else tensor.cpu().clone()
 
         return {"prototypes": cpu(self.eval_prototypes), "train_prototypes": cpu(self.memory.prototypes),
-                "pseudo_labels": self.pseudo_labels.clone(), "pseudo_weight": self.pseudo_weight.clone(),
+                "pseudo_labels": self.pseudo_labels.clone(), "pseudo_keep": self.pseudo_keep.clone(),
+                "pseudo_weight": self.pseudo_weight.clone(), "fusion": self.at_share["fusion"],
                 "round": self.round, "rounds": self.rounds,
                 "screen": self.screen.state_dict(), "sync_bank": cpu(self.sync_bank),
                 "sync_logits": cpu(self.sync_logits), "sync_centres": cpu(self.sync_centres)}
@@ -332,6 +350,7 @@ class APLT(Algorithm):
             self.memory.prototypes.copy_(state["train_prototypes"])
         self.eval_prototypes = state["prototypes"].to(device)
         self.pseudo_labels, self.pseudo_weight = state["pseudo_labels"].clone(), state["pseudo_weight"].clone()
+        self.pseudo_keep = state["pseudo_keep"].clone() if "pseudo_keep" in state else self.pseudo_weight > 0
         self.round, self.rounds = state["round"], list(state["rounds"])
         self.screen.load_state_dict(state["screen"])
         self.sync_bank, self.sync_logits = on_device(state["sync_bank"]), on_device(state["sync_logits"])

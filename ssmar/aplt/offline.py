@@ -58,10 +58,14 @@ def offline_round(features: Tensor, labels: Tensor, num_classes: int, labeller: 
                         thresholds=screened.thresholds, centres=labelling.centres, prototypes=prototypes)
 
 
-def scatter_pseudo_labels(size: int, positions: Tensor, assign: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-clip tables over the train set: pseudo-label (-1 where none) and loss weight (0 = screened out)."""
+def scatter_pseudo_labels(size: int, positions: Tensor, assign: Tensor, keep: Tensor,
+                          weight: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-clip tables over the train set: pseudo-label (-1 where none), kept by the screen (bool) and
+    loss weight (0 = not used; soft screens weigh clips they did not keep too)."""
     labels = torch.full((size,), -1, dtype=torch.long)
+    kept = torch.zeros(size, dtype=torch.bool)
     weights = torch.zeros(size)
     labels[positions.cpu()] = assign.cpu()
+    kept[positions.cpu()] = keep.cpu()
     weights[positions.cpu()] = weight.float().cpu()
-    return labels, weights
+    return labels, kept, weights

@@ -9,8 +9,6 @@ inference the prototype head's scores can be fused with the linear head's (:func
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -76,12 +74,13 @@ class PrototypeMemory(nn.Module):
         return prototype_cosine(features, self.prototypes)
 
 
-def fused_scores(out: dict[str, Tensor], prototypes: Tensor, params: dict[str, Any]) -> Tensor:
-    """Linear-head logits, or (with ``fusion`` > 0) log of the linear and prototype probabilities mixed."""
-    if not params["fusion"]:
+def fused_scores(out: dict[str, Tensor], prototypes: Tensor, fusion: float, scale: float) -> Tensor:
+    """Linear-head logits, or (with ``fusion`` > 0) log of the linear and prototype probabilities mixed,
+    the prototype head's cosines scaled by ``scale``."""
+    if not fusion:
         return out["logits"]
     cosine = prototype_cosine(out["feat"], prototypes)
-    mixed = out["logits"].softmax(dim=1) + params["fusion"] * (params["scale"] * cosine).softmax(dim=1)
+    mixed = out["logits"].softmax(dim=1) + fusion * (scale * cosine).softmax(dim=1)
     return mixed.log()
 
 

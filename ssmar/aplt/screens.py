@@ -8,7 +8,8 @@ precision being measured on labelled clips the labeller did not see (cross-fitti
 
 - ``precision``: cross-fitted precision-vs-score curve, per-class thresholds at a target [ours].
 - ``confidence``: the labeller's own posterior probability at a target, for labellers whose
-  score is a probability (``posterior``, ``labelprop``, ``multiproto`` with ``maxprob``) [ours].
+  score is a probability (``posterior``, ``labelprop``, ``multiproto`` with ``maxprob``); clips
+  below it may keep a weight from their probability (``below``) [ours].
 - ``paper``: the paper's thresholds (:mod:`ssmar.aplt.thresholds`) on distance = -score.
 - ``none``: keep every unlabelled row.
 """
@@ -23,6 +24,7 @@ import torch
 from torch import Tensor
 
 from ssmar.aplt.labellers import Labeller, Labelling
+from ssmar.aplt.regime import ByShare, anchors, by_share, labelled_share
 from ssmar.aplt.registry import construct
 from ssmar.aplt.thresholds import make_threshold_policy, screen
 from ssmar.errors import SsmarError
@@ -269,22 +271,40 @@ class ConfidenceScreen(Screen):
     measure (docs/aplt.md; the cross-fitted ``precision`` screen, estimated on labelled clips
     the backbone was trained on, kept nearly everything). One threshold for every class, so a
     class the labeller is unsure of yields fewer clips rather than a looser cut.
+
+    Every clip, weighted (issue 24): a kept clip weighs 1; a clip below the threshold weighs
+    ``below`` × its label's clean fraction (p - 1/K) / (1 - 1/K), the share of a label that is
+    signal when it is right with probability p and otherwise uniform: 0 for a label no better
+    than chance, growing to ``below`` near the threshold. ``below: 0`` is the hard screen.
+    ``threshold`` and ``below`` may follow the bank's labelled share (:mod:`ssmar.aplt.regime`).
     """
 
     name = "confidence"
 
-    def __init__(self, threshold: float = 0.9):
-        if not 0 <= threshold <= 1:
-            raise SsmarError(f"screen 'confidence': threshold={threshold} must lie in [0, 1]")
-        self.threshold = threshold
+    def __init__(self, threshold: ByShare = 0.9, below: ByShare = 0.0):
+        anchors(threshold, "screen 'confidence': threshold", 0.0, 1.0)
+        anchors(below, "screen 'confidence': below", 0.0, 1.0)
+        self.threshold, self.below = threshold, below
 
     def _screen(self, labeller, labelling, features, labels, groups, num_classes, logits):
         if labelling.probs is None:
             raise SsmarError(f"screen 'confidence' needs a labeller with a posterior; {labeller.name!r} has none "
                              "(use posterior or labelprop, kmeans/multiproto with balance, or another screen)")
-        keep = (labels < 0) & (labelling.probs.gather(1, labelling.assign[:, None]).squeeze(1) >= self.threshold)
-        return ScreenResult(keep, torch.full((num_classes,), self.threshold, device=features.device), keep.float(),
+        share = labelled_share(labels, groups)
+        threshold, below = by_share(self.threshold, share), by_share(self.below, share)
+        unlabelled = labels < 0
+        confidence = labelling.probs.gather(1, labelling.assign[:, None]).squeeze(1)
+        keep = unlabelled & (confidence >= threshold)
+        weight = torch.where(keep, 1.0, below * clean_fraction(confidence, num_classes) * unlabelled)
+        return ScreenResult(keep, torch.full((num_classes,), threshold, device=features.device), weight.float(),
                             None)
+
+
+def clean_fraction(probability: Tensor, num_classes: int) -> Tensor:
+    """The share α of a label that is signal, from the probability p that it is right, under uniform noise:
+    p = α + (1 - α) / K, so α = (p - 1/K) / (1 - 1/K), clamped to [0, 1]."""
+    chance = 1.0 / num_classes
+    return ((probability - chance) / (1.0 - chance)).clamp(0.0, 1.0)
 
 
 SCREENS: dict[str, type[Screen]] = {screen_class.name: screen_class for screen_class in (
