@@ -1,0 +1,64 @@
+"""Table of the runs ``aplt_share_val.sh`` made: final top-1 on the carve-out per variant, labelled share
+and seed, and each variant minus FixMatch paired by seed (same labelled split), from the runs'
+``metrics.json``.
+
+    python benchmarks/aplt_share_val_table.py ROOT [ROOT ...] [--out table.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from ssmar.runtime.io import save_text
+
+RUN_NAME = re.compile(r"^(?P<variant>\w+?)_l(?P<labels>\d+)_s(?P<seed>\d+)$")
+
+
+def collect(roots: list[Path]) -> dict[tuple[str, int], dict[int, float]]:
+    """(variant, labels per class) -> {seed: final top-1} over every finished run under ``roots``."""
+    cells: dict[tuple[str, int], dict[int, float]] = defaultdict(dict)
+    for root in roots:
+        for metrics in sorted(root.glob("*/metrics.json")):
+            match = RUN_NAME.match(metrics.parent.name)
+            final = json.loads(metrics.read_text()).get("final")
+            if match and final:
+                cells[match["variant"], int(match["labels"])][int(match["seed"])] = final["top1"]
+    return cells
+
+
+def table(cells: dict[tuple[str, int], dict[int, float]], reference: str = "fm") -> str:
+    labels = sorted({lab for _, lab in cells})
+    seeds = sorted({seed for runs in cells.values() for seed in runs})
+    variants = sorted({variant for variant, _ in cells}, key=lambda v: (v != reference, v))
+    lines = ["| variant | " + " | ".join(f"{lab}/class s{seed}" for lab in labels for seed in seeds)
+             + " | " + " | ".join(f"− {reference} at {lab}/class (n)" for lab in labels) + " |",
+             "|---|" + "---:|" * (len(labels) * len(seeds) + len(labels))]
+    for variant in variants:
+        row = [f"{cells.get((variant, lab), {}).get(seed, float('nan')):.2f}".replace("nan", "—")
+               for lab in labels for seed in seeds]
+        for lab in labels:
+            mine, ref = cells.get((variant, lab), {}), cells.get((reference, lab), {})
+            paired = [mine[s] - ref[s] for s in sorted(mine) if s in ref]
+            row.append(f"{statistics.mean(paired):+.2f} ({len(paired)})" if paired and variant != reference else "")
+        lines.append(f"| {variant} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("roots", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    text = table(collect(args.roots))
+    print(text, end="")
+    if args.out:
+        save_text(args.out, text)
+
+
+if __name__ == "__main__":
+    main()
