@@ -1,5 +1,6 @@
 """Issue 24's pieces: settings that follow the labelled share, and every clip weighted by its offline certainty."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from ssmar.aplt.labellers import Labelling, make_labeller
 from ssmar.aplt.offline import offline_round
 from ssmar.aplt.regime import by_share, labelled_share
 from ssmar.aplt.screens import clean_fraction, make_screen
+from ssmar.bench.runner import stale_settings
+from ssmar.engine.resolve import resolve_run
 from ssmar.engine.trainer import Trainer
 from ssmar.errors import SsmarError
 
@@ -62,9 +65,17 @@ def test_below_weights_noise_0_a_clean_cluster_1_and_nothing_labelled() -> None:
     assert soft.weight[7].item() == pytest.approx((0.6 - 0.25) / 0.75)  # the label's clean fraction
     half = screen_rows("confidence", probs, labels, threshold=0.9, below=0.5)
     assert half.weight[7].item() == pytest.approx(0.5 * soft.weight[7].item())
-    hard = screen_rows("confidence", probs, labels, threshold=0.9)  # below 0: the hard screen, as before
+    hard = screen_rows("confidence", probs, labels, threshold=0.9, below=0.0)  # the hard screen, as before
     assert torch.equal(hard.weight, hard.keep.float()) and torch.equal(hard.keep, soft.keep)
     assert clean_fraction(torch.tensor([0.0, 0.25, 1.0]), 4).tolist() == [0.0, 0.0, 1.0]
+
+
+def test_the_default_screen_is_hard_at_10_percent_and_weighs_every_clip_at_50() -> None:
+    probs = torch.tensor([[0.95, 0.05]] + [[0.7, 0.3]] * 9)  # one clip above the threshold, the rest below
+    for labelled, below in ((1, 0.0), (5, 1.0), (3, 0.5)):  # shares 0.1, 0.5, 0.3
+        labels = torch.tensor([0] * labelled + [-1] * (10 - labelled))
+        weight = screen_rows("confidence", probs, labels).weight
+        assert weight[labelled:].tolist() == pytest.approx([below * 0.4] * (10 - labelled))
 
 
 def test_the_confidence_threshold_follows_the_banks_labelled_share() -> None:
@@ -133,3 +144,13 @@ def test_soft_weights_reach_both_unlabelled_losses(synth_file: Path, tmp_path: P
         losses[below] = algorithm.train_step(trainer._make_batch()).stats
     assert losses[0.0]["loss_u_logits"] == 0 and losses[0.0]["loss_u_margin"] == 0
     assert losses[1.0]["loss_u_logits"] > 0 and losses[1.0]["loss_u_margin"] > 0
+
+
+def test_a_finished_cell_with_a_by_share_setting_is_not_stale(synth_file: Path, tmp_path: Path) -> None:
+    """A result file holds the settings through JSON, where {0.1: 1.0} comes back as {"0.1": 1.0}."""
+    cfg = tiny_config(synth_file, tmp_path, "algorithm.name=aplt", "algorithm.params.lambda_m={0.1: 1.0, 0.5: 0.0}")
+    saved = json.loads(json.dumps({"config": resolve_run(cfg), "provenance": {}}))
+    assert saved["config"]["algorithm"]["params"]["lambda_m"] == {"0.1": 1.0, "0.5": 0.0}
+    assert stale_settings(saved, cfg) == []
+    changed = tiny_config(synth_file, tmp_path, "algorithm.name=aplt", "algorithm.params.lambda_m={0.1: 1.0, 0.5: 0.5}")
+    assert stale_settings(saved, changed) == ["algorithm.params.lambda_m.0.5: 0.0 -> 0.5"]

@@ -276,12 +276,17 @@ class ConfidenceScreen(Screen):
     ``below`` × its label's clean fraction (p - 1/K) / (1 - 1/K), the share of a label that is
     signal when it is right with probability p and otherwise uniform: 0 for a label no better
     than chance, growing to ``below`` near the threshold. ``below: 0`` is the hard screen.
-    ``threshold`` and ``below`` may follow the bank's labelled share (:mod:`ssmar.aplt.regime`).
+    ``threshold`` and ``below`` may follow the bank's labelled share (:mod:`ssmar.aplt.regime`). By
+    default ``below`` does, from 0 (the hard screen) at 10 % labels to 1 at 50 %: on the validation
+    carve-out weighing every clip cost 2 clips at a share of 0.17 and gained 2 and 4 at 0.25 and 0.5
+    (BENCHMARKS.md §14).
     """
 
     name = "confidence"
+    BELOW = {0.1: 0.0, 0.5: 1.0}
 
-    def __init__(self, threshold: ByShare = 0.9, below: ByShare = 0.0):
+    def __init__(self, threshold: ByShare = 0.9, below: ByShare | None = None):
+        below = dict(self.BELOW) if below is None else below
         anchors(threshold, "screen 'confidence': threshold", 0.0, 1.0)
         anchors(below, "screen 'confidence': below", 0.0, 1.0)
         self.threshold, self.below = threshold, below
