@@ -33,14 +33,14 @@ def collect(roots: list[Path]) -> dict[tuple[str, int], dict[int, float]]:
 
 def table(cells: dict[tuple[str, int], dict[int, float]], reference: str = "fm") -> str:
     labels = sorted({lab for _, lab in cells})
-    seeds = sorted({seed for runs in cells.values() for seed in runs})
+    columns = sorted({(lab, seed) for (_, lab), runs in cells.items() for seed in runs})  # those that ran
     variants = sorted({variant for variant, _ in cells}, key=lambda v: (v != reference, v))
-    lines = ["| variant | " + " | ".join(f"{lab}/class s{seed}" for lab in labels for seed in seeds)
+    lines = ["| variant | " + " | ".join(f"{lab}/class s{seed}" for lab, seed in columns)
              + " | " + " | ".join(f"− {reference} at {lab}/class (n)" for lab in labels) + " |",
-             "|---|" + "---:|" * (len(labels) * len(seeds) + len(labels))]
+             "|---|" + "---:|" * (len(columns) + len(labels))]
     for variant in variants:
-        row = [f"{cells.get((variant, lab), {}).get(seed, float('nan')):.2f}".replace("nan", "—")
-               for lab in labels for seed in seeds]
+        row = [f"{cells[variant, lab][seed]:.2f}" if seed in cells.get((variant, lab), {}) else "—"
+               for lab, seed in columns]
         for lab in labels:
             mine, ref = cells.get((variant, lab), {}), cells.get((reference, lab), {})
             paired = [mine[s] - ref[s] for s in sorted(mine) if s in ref]
@@ -57,7 +57,7 @@ def main() -> None:
     text = table(collect(args.roots))
     print(text, end="")
     if args.out:
-        save_text(args.out, text)
+        save_text(text, args.out)
 
 
 if __name__ == "__main__":

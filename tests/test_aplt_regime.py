@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from conftest import tiny_config
 from ssmar.aplt.labellers import Labelling, make_labeller
 from ssmar.aplt.offline import offline_round
-from ssmar.aplt.regime import by_share, labelled_share
+from ssmar.aplt.regime import by_share, canonical, labelled_share
 from ssmar.aplt.screens import clean_fraction, make_screen
 from ssmar.bench.runner import stale_settings
 from ssmar.engine.resolve import resolve_run
@@ -24,6 +24,7 @@ def test_by_share_interpolates_between_anchors_and_holds_beyond_them() -> None:
     assert [by_share(schedule, share) for share in (0.0, 0.1, 0.3, 0.5, 0.9)] == pytest.approx(
         [1.0, 1.0, 0.625, 0.25, 0.25])
     assert by_share({"0.1": 1.0, "0.5": 0.25}, 0.3) == pytest.approx(0.625)  # keys as JSON gives them back
+    assert canonical(schedule, "x") == {"0.1": 1.0, "0.5": 0.25} and canonical(0.7, "x") == 0.7
 
 
 @pytest.mark.parametrize("value, message", [

@@ -29,7 +29,7 @@ from ssmar.aplt.labellers import make_labeller
 from ssmar.aplt.losses import additive_margin_loss
 from ssmar.aplt.offline import OfflineRound, offline_round, scatter_pseudo_labels
 from ssmar.aplt.prototypes import PrototypeMemory, fused_scores, prototype_cosine, refine_prototypes
-from ssmar.aplt.regime import anchors, by_share
+from ssmar.aplt.regime import by_share, canonical
 from ssmar.aplt.rounds import round_record, round_summary, save_rounds
 from ssmar.aplt.screens import make_screen
 from ssmar.config import FLAG, POSITIVE, PROBABILITY, TEXT, Spec, integer, number, one_of
@@ -105,7 +105,7 @@ class APLT(Algorithm):
         make_labeller(resolved["labeller"], **(resolved["labeller_params"] or {}))
         make_screen(resolved["screen"], **(resolved["screen_params"] or {}))
         for name in REGIME_PARAMS:
-            anchors(resolved[name], f"algorithm.params.{name}")
+            resolved[name] = canonical(resolved[name], f"algorithm.params.{name}")
         return resolved
 
     @classmethod

@@ -52,6 +52,15 @@ def anchors(value: ByShare, name: str, low: float = 0.0, high: float = math.inf)
     return points
 
 
+def canonical(value: ByShare, name: str) -> ByShare:
+    """A number as given; a mapping as ``{"0.1": 1.0, ...}``, sorted, text keys: the form it has after a
+    round trip through JSON (result files) or YAML, so that every saved copy of a run's settings is equal."""
+    if not isinstance(value, Mapping):
+        anchors(value, name)
+        return value
+    return {f"{share:g}": v for share, v in anchors(value, name)}
+
+
 def by_share(value: ByShare, share: float, name: str = "setting") -> float:
     """``value`` at the labelled ``share``: the number itself, or the mapping interpolated linearly."""
     points = anchors(value, name)
