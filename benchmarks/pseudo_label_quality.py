@@ -59,6 +59,14 @@ def markdown(rows: list[dict]) -> str:
     lines.append("")
     lines.append(f"Rounds after the first where APLT's offline labels beat FixMatch's at equal coverage: "
                  f"{wins} of {len(later)}.")
+    lines.append("")
+    lines.append("Rounds after the first where APLT's kept labels beat its own frozen classifier at equal coverage "
+                 "(won / tied / lost, ties within 0.1 point):")
+    for ratio in sorted({r["ratio"] for r in later}, key=float):
+        gaps = [r["aplt_accuracy"] - (r["classifier_accuracy_at_aplt_coverage"] or 0) for r in later
+                if r["ratio"] == ratio]
+        won, lost = sum(g > 1e-3 for g in gaps), sum(g < -1e-3 for g in gaps)
+        lines.append(f"- ratio {ratio}: {won} / {len(gaps) - won - lost} / {lost} of {len(gaps)}")
     return "\n".join(lines) + "\n"
 
 
