@@ -57,7 +57,7 @@ class APLT(Algorithm):
         # weight of the margin losses; 0 = "no margin losses" ablation; a mapping {share: value} follows the
         # labelled share (ssmar/aplt/regime.py): the paper's 1 where labels are scarce, none at 50 %, where the
         # frozen prototypes' pull cost accuracy on the validation carve-out (BENCHMARKS.md §14) [ours]
-        "lambda_m": {0.1: 1.0, 0.5: 0.0},
+        "lambda_m": {"0.1": 1.0, "0.5": 0.0},  # (text keys: the canonical form, ssmar/aplt/regime.py)
         "margin": 0.2,  # additive margin m of the prototype head [ours]
         "scale": 16.0,  # cosine scale s [ours]
         "warmup_epochs": 5,  # W: epochs before the first offline round (linear head only)
