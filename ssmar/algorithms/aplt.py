@@ -290,9 +290,9 @@ class APLT(Algorithm):
         positions = batch.idx_ulb.cpu()
         offline_labels = self.pseudo_labels[positions].to(batch.idx_ulb.device)
         offline_weight = self.pseudo_weight[positions].to(batch.idx_ulb.device)
+        kept = self.pseudo_keep[positions].to(batch.idx_ulb.device)
         if p["logits_targets"] == "offline":  # kept: the offline label; else a confident online label, else the
-            kept = self.pseudo_keep[positions].to(batch.idx_ulb.device)  # offline label at its soft weight
-            offline = kept | (~fixmatch_mask.bool() & (offline_weight > 0))
+            offline = kept | (~fixmatch_mask.bool() & (offline_weight > 0))  # offline label at its soft weight
             loss_u_logits = consistency_loss(ulb_strong["logits"], torch.where(offline, offline_labels, fixmatch_labels),
                                              torch.where(offline, offline_weight, fixmatch_mask.float()))
             stats["loss_u_logits"] = loss_u_logits.item()
@@ -302,7 +302,7 @@ class APLT(Algorithm):
         lambda_m = self.at_share["lambda_m"]
         loss = loss_sup + lambda_m * loss_sup_margin + weight_u * (loss_u_logits + lambda_m * loss_u_margin)
         stats.update({"loss_sup_margin": loss_sup_margin.item(), "loss_u_margin": loss_u_margin.item(),
-                      "offline_keep": self.pseudo_keep[positions].float().mean().item(),
+                      "offline_keep": kept.float().mean().item(),
                       "offline_weight": offline_weight.mean().item()})
         return StepResult(loss=loss, stats=stats, pseudo_labels=offline_labels.clamp_min(0), mask=offline_weight)
 
