@@ -148,10 +148,16 @@ def test_soft_weights_reach_both_unlabelled_losses(synth_file: Path, tmp_path: P
 
 
 def test_a_finished_cell_with_a_by_share_setting_is_not_stale(synth_file: Path, tmp_path: Path) -> None:
-    """A result file holds the settings through JSON, where {0.1: 1.0} comes back as {"0.1": 1.0}."""
-    cfg = tiny_config(synth_file, tmp_path, "algorithm.name=aplt", "algorithm.params.lambda_m={0.1: 1.0, 0.5: 0.0}")
-    saved = json.loads(json.dumps({"config": resolve_run(cfg), "provenance": {}}))
-    assert saved["config"]["algorithm"]["params"]["lambda_m"] == {"0.1": 1.0, "0.5": 0.0}
+    """A result file holds the settings through JSON, where {0.1: 1.0} comes back as {"0.1": 1.0}; the resolved
+    settings (what a checkpoint holds) have that form already, the screen's by-share options included."""
+    cfg = tiny_config(synth_file, tmp_path, "algorithm.name=aplt", "algorithm.params.lambda_m={0.1: 1.0, 0.5: 0.0}",
+                      "algorithm.params.screen_params={below: {0.1: 0.0, 0.5: 1.0}}")
+    resolved = resolve_run(cfg)
+    saved = json.loads(json.dumps({"config": resolved, "provenance": {}}))
+    assert saved["config"] == resolved
+    assert resolved["algorithm"]["params"]["lambda_m"] == {"0.1": 1.0, "0.5": 0.0}
+    assert resolved["algorithm"]["params"]["screen_params"]["below"] == {"0.1": 0.0, "0.5": 1.0}
     assert stale_settings(saved, cfg) == []
-    changed = tiny_config(synth_file, tmp_path, "algorithm.name=aplt", "algorithm.params.lambda_m={0.1: 1.0, 0.5: 0.5}")
+    changed = tiny_config(synth_file, tmp_path, "algorithm.name=aplt", "algorithm.params.lambda_m={0.1: 1.0, 0.5: 0.5}",
+                          "algorithm.params.screen_params={below: {0.1: 0.0, 0.5: 1.0}}")
     assert stale_settings(saved, changed) == ["algorithm.params.lambda_m.0.5: 0.0 -> 0.5"]

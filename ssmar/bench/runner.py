@@ -143,9 +143,8 @@ def available_cores() -> int:
 
 
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The settings without the runtime keys, as a result file holds them: through JSON, so that a mapping
-    with number keys (a setting by labelled share, ``{0.1: 1.0}``) compares equal to its saved copy."""
-    cfg = json.loads(json.dumps(cfg))
+    """The resolved settings without the runtime keys (a copy)."""
+    cfg = copy.deepcopy(cfg)
     for dotted in RUNTIME_KEYS:
         *parents, leaf = dotted.split(".")
         node = cfg

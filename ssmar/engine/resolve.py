@@ -12,6 +12,7 @@ re-scored or resumed later runs with the settings it recorded, not with today's 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from ssmar.algorithms import algorithm_class
@@ -26,7 +27,11 @@ __all__ = ["PROVENANCE_KEY", "has_resolved_settings", "resolve_run", "run_proven
 
 def resolve_run(cfg: dict[str, Any]) -> dict[str, Any]:
     """A checked copy of ``cfg`` with every component's section resolved; raises one
-    :class:`~ssmar.errors.SsmarError` line on the first bad value, before anything is written."""
+    :class:`~ssmar.errors.SsmarError` line on the first bad value, before anything is written.
+
+    The copy has the JSON form its result files will hold (text keys, lists), so that the settings a
+    checkpoint, ``config.yaml`` and ``metrics.json`` record compare equal (a setting by labelled share
+    given as ``{0.1: 1.0}`` is ``{"0.1": 1.0}`` in all of them)."""
     cfg = copy.deepcopy(cfg)
     validate_config(cfg)
     algorithm = algorithm_class(cfg["algorithm"]["name"])
@@ -39,7 +44,7 @@ def resolve_run(cfg: dict[str, Any]) -> dict[str, Any]:
     cfg["augment"] = copy.deepcopy(augment_options(cfg))
     if algorithm.all_labels:  # what the run trains on, and what its config.yaml says
         cfg["data"]["labelled_ratio"], cfg["data"]["labels_per_class"] = 1.0, None
-    return cfg
+    return json.loads(json.dumps(cfg))
 
 
 def run_provenance(cfg: dict[str, Any], budget: Budget) -> dict[str, Any]:
