@@ -3,7 +3,9 @@ record, the guards of a run's budget, and benchmark cells keyed by their resolve
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -147,6 +149,19 @@ def test_bench_cells_are_keyed_by_resolved_settings_and_variants_share_a_grid(sy
         run_grid(base, cells, tmp_path, synth_file)
     rerun = run_grid(base, cells, tmp_path, synth_file, rerun_stale=True)
     assert rerun[0]["config"]["algorithm"]["params"]["p_cutoff"] == 0.9 and rerun[1] == results[1]
+
+
+def test_a_cell_is_reused_when_its_data_moved_and_stale_when_the_data_changed(synth_file: Path, tmp_path: Path) -> None:
+    base, cells = load_config(None, GRID), plan_grid(["supervised"], [0.5], [0])
+    first = run_grid(base, cells, tmp_path / "grid", synth_file)
+    assert first[0]["provenance"]["data_sha256"] == hashlib.sha256(synth_file.read_bytes()).hexdigest()
+    moved = tmp_path / "elsewhere" / "synth.pkl"
+    moved.parent.mkdir()
+    shutil.copy(synth_file, moved)
+    assert run_grid(base, cells, tmp_path / "grid", moved) == first
+    moved.write_bytes(moved.read_bytes() + b"\n")  # other bytes under the new path: not the data the cell saw
+    with pytest.raises(SsmarError, match=r"supervised/ratio0.5/seed0 was finished with other settings \(data.file: "):
+        run_grid(base, cells, tmp_path / "grid", moved)
 
 
 def test_tables_flag_cells_from_different_code_versions() -> None:

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from ssmar.algorithms import ALGORITHMS, algorithm_class
 from ssmar.config import PROVENANCE_KEY
-from ssmar.engine.provenance import code_version
+from ssmar.engine.provenance import code_version, file_digest
 from ssmar.engine.resolve import has_resolved_settings, resolve_run
 from ssmar.engine.runs import rescore_run, run_training
 from ssmar.errors import SsmarError
@@ -171,12 +171,17 @@ def read_json(path: Path, fix: str = "delete it to recompute that cell") -> dict
 def stale_settings(saved: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
     """How the resolved settings a cell ran with (``saved``: its result.json or metrics.json) differ from
     what the cell's config resolves to now; empty when it may be reused. Cells from before runs recorded
-    their resolved settings are resolved with this version's defaults (what they were compared by then)."""
+    their resolved settings are resolved with this version's defaults (what they were compared by then).
+    A data file under another path with the same bytes (its recorded digest) is the same data."""
     try:
         recorded = saved["config"] if has_resolved_settings(saved) else resolve_run(saved["config"])
     except SsmarError as exc:
         return [f"its config no longer resolves ({exc})"]
-    return _differences(_comparable(recorded), _comparable(resolve_run(cfg)))
+    changed = _differences(_comparable(recorded), _comparable(resolve_run(cfg)))
+    digest = saved.get(PROVENANCE_KEY, {}).get("data_sha256")
+    if digest is not None and digest == file_digest(cfg["data"]["file"]):  # the same data under another path
+        changed = [difference for difference in changed if not difference.startswith("data.file:")]
+    return changed
 
 
 def finished_result(cfg: dict[str, Any], cell: Cell, rerun_stale: bool = False) -> dict[str, Any] | None:

@@ -1,10 +1,12 @@
-"""Which code a run ran: the package version and, where the package sits in a git checkout, the
-commit and whether the checkout had uncommitted changes. Recorded in every run's ``config.yaml``,
-checkpoint and benchmark ``result.json`` so that a table can say which code made each cell."""
+"""Which code and data a run ran: the package version and, where the package sits in a git checkout,
+the commit and whether the checkout had uncommitted changes; the data file's content digest. Recorded
+in every run's ``config.yaml``, checkpoint and benchmark ``result.json`` so that a table can say which
+code made each cell, and a cell trained on the same data under another path is recognised."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,24 @@ def code_version() -> dict[str, Any]:
         status = _git(root, "status", "--porcelain", "--untracked-files=no")
         dirty = bool(status) if status is not None else None
     return {"version": ssmar.__version__, "commit": commit, "dirty": dirty}
+
+
+def file_digest(path: str | Path) -> str | None:
+    """The SHA-256 of a file's bytes; None when ``path`` is not a file (a video folder)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    return _digest(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def _digest(path: Path, size: int, mtime_ns: int) -> str:  # size and mtime key the cache: a rewritten file is hashed again
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def short_version(code: dict[str, Any] | None) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 from ssmar.algorithms import algorithm_class
 from ssmar.config import PROVENANCE_KEY, validate_config
 from ssmar.engine.inputs import augment_options
-from ssmar.engine.provenance import code_version
+from ssmar.engine.provenance import code_version, file_digest
 from ssmar.engine.schedule import Budget
 from ssmar.models import backbone_params
 
@@ -49,8 +49,9 @@ def resolve_run(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def run_provenance(cfg: dict[str, Any], budget: Budget) -> dict[str, Any]:
     """What a resolved config does not say itself: the budget in steps (planned from the data where
-    ``train.steps_per_epoch=auto``) and the code that ran."""
-    return {"total_steps": budget.total_steps, "steps_per_epoch": budget.steps_per_epoch, "code": code_version()}
+    ``train.steps_per_epoch=auto``), the code that ran and the data file's digest."""
+    return {"total_steps": budget.total_steps, "steps_per_epoch": budget.steps_per_epoch, "code": code_version(),
+            "data_sha256": file_digest(cfg["data"]["file"])}
 
 
 def has_resolved_settings(saved: dict[str, Any]) -> bool:
