@@ -179,7 +179,7 @@ def stale_settings(saved: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
         return [f"its config no longer resolves ({exc})"]
     changed = _differences(_comparable(recorded), _comparable(resolve_run(cfg)))
     digest = saved.get(PROVENANCE_KEY, {}).get("data_sha256")
-    if digest is not None and digest == file_digest(cfg["data"]["file"]):  # the same data under another path
+    if digest is not None and digest == file_digest(cfg["data"].get("file")):  # the same data under another path
         changed = [difference for difference in changed if not difference.startswith("data.file:")]
     return changed
 

@@ -27,8 +27,10 @@ def code_version() -> dict[str, Any]:
     return {"version": ssmar.__version__, "commit": commit, "dirty": dirty}
 
 
-def file_digest(path: str | Path) -> str | None:
-    """The SHA-256 of a file's bytes; None when ``path`` is not a file (a video folder)."""
+def file_digest(path: str | Path | None) -> str | None:
+    """The SHA-256 of a file's bytes; None when there is no such file (video data has no ``data.file``)."""
+    if path is None:
+        return None
     path = Path(path)
     if not path.is_file():
         return None

@@ -51,7 +51,7 @@ def run_provenance(cfg: dict[str, Any], budget: Budget) -> dict[str, Any]:
     """What a resolved config does not say itself: the budget in steps (planned from the data where
     ``train.steps_per_epoch=auto``), the code that ran and the data file's digest."""
     return {"total_steps": budget.total_steps, "steps_per_epoch": budget.steps_per_epoch, "code": code_version(),
-            "data_sha256": file_digest(cfg["data"]["file"])}
+            "data_sha256": file_digest(cfg["data"].get("file"))}
 
 
 def has_resolved_settings(saved: dict[str, Any]) -> bool:
