@@ -147,23 +147,6 @@ def test_evaluation_reports_the_prototype_head_beside_the_linear_head(synth_file
     assert fused_metrics["top1"] == pytest.approx(metrics["fused_top1"])
 
 
-@pytest.mark.parametrize("lambda_m", [0.0, 1.0])
-def test_the_labelled_strong_view_is_forwarded_only_where_its_margin_loss_counts(
-        lambda_m: float, synth_file: Path, tmp_path: Path) -> None:
-    trainer = aplt_trainer(synth_file, tmp_path, "train.steps_per_epoch=1", "algorithm.params.warmup_epochs=1",
-                           f"algorithm.params.lambda_m={lambda_m}")
-    seen: list[int] = []
-    trainer.model.register_forward_pre_hook(lambda module, args: seen.append(len(args[0])))
-    trainer._train_epoch(None)  # warm-up: no prototypes, so no margin loss
-    trainer.algorithm.on_epoch_start(1)
-    record = trainer._train_epoch(None)
-    labelled, unlabelled = trainer.cfg["train"]["batch_size"], trainer.cfg["train"]["batch_size"] * \
-        trainer.cfg["train"]["uratio"]
-    fixmatch_batch = labelled + 2 * unlabelled
-    assert seen == [fixmatch_batch, fixmatch_batch + (labelled if lambda_m else 0)]
-    assert ("loss_sup_margin" in record) == bool(lambda_m)
-
-
 @pytest.mark.slow
 def test_short_aplt_run_on_utd_mhad_beats_chance(utd_file: Path, tmp_path: Path) -> None:
     cfg = load_config(None, [f"data.file={utd_file}", "algorithm.name=aplt", "data.labelled_ratio=0.2",

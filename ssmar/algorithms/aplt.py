@@ -270,16 +270,8 @@ class APLT(Algorithm):
     # ------------------------------------------------------------------ online phase
     def train_step(self, batch: Batch) -> StepResult:
         p = self.params
-        lambda_m = self.at_share["lambda_m"]
-        # The labelled strong view serves L_sup^margin alone: where that loss has no weight (the warm-up, and
-        # lambda_m 0) it is not forwarded, so the step costs FixMatch's (its augmentation is still drawn, so
-        # that the random stream does not depend on the schedule).
-        margin_on_labelled = self.prototypes_ready and lambda_m != 0
-        if margin_on_labelled:
-            lb_weak, lb_strong, ulb_weak, ulb_strong = self.forward_views(
-                batch.x_lb, batch.x_lb_strong, batch.x_ulb_weak, batch.x_ulb_strong)
-        else:
-            lb_weak, ulb_weak, ulb_strong = self.forward_views(batch.x_lb, batch.x_ulb_weak, batch.x_ulb_strong)
+        lb_weak, lb_strong, ulb_weak, ulb_strong = self.forward_views(
+            batch.x_lb, batch.x_lb_strong, batch.x_ulb_weak, batch.x_ulb_strong)
         loss_sup = self.supervised_loss(lb_weak["logits"], batch.y_lb)
         probs = ulb_weak["logits"].detach().softmax(dim=1)
         confidence, fixmatch_labels = probs.max(dim=1)
@@ -304,14 +296,13 @@ class APLT(Algorithm):
             loss_u_logits = consistency_loss(ulb_strong["logits"], torch.where(offline, offline_labels, fixmatch_labels),
                                              torch.where(offline, offline_weight, fixmatch_mask.float()))
             stats["loss_u_logits"] = loss_u_logits.item()
+        loss_sup_margin = additive_margin_loss(self.memory(lb_strong["feat"]), batch.y_lb, p["margin"], p["scale"])
         loss_u_margin = additive_margin_loss(self.memory(ulb_strong["feat"]), offline_labels, p["margin"], p["scale"],
                                              weight=offline_weight, per_batch=p["margin_norm"] == "batch")
-        loss = loss_sup + weight_u * (loss_u_logits + lambda_m * loss_u_margin)
-        if margin_on_labelled:
-            loss_sup_margin = additive_margin_loss(self.memory(lb_strong["feat"]), batch.y_lb, p["margin"], p["scale"])
-            loss = loss + lambda_m * loss_sup_margin
-            stats["loss_sup_margin"] = loss_sup_margin.item()
-        stats.update({"loss_u_margin": loss_u_margin.item(), "offline_keep": kept.float().mean().item(),
+        lambda_m = self.at_share["lambda_m"]
+        loss = loss_sup + lambda_m * loss_sup_margin + weight_u * (loss_u_logits + lambda_m * loss_u_margin)
+        stats.update({"loss_sup_margin": loss_sup_margin.item(), "loss_u_margin": loss_u_margin.item(),
+                      "offline_keep": kept.float().mean().item(),
                       "offline_weight": offline_weight.mean().item()})
         return StepResult(loss=loss, stats=stats, pseudo_labels=offline_labels.clamp_min(0), mask=offline_weight)
 
