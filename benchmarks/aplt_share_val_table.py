@@ -2,7 +2,7 @@
 and seed, and each variant minus FixMatch paired by seed (same labelled split), from the runs'
 ``metrics.json``.
 
-    python benchmarks/aplt_share_val_table.py ROOT [ROOT ...] [--out table.md]
+    python benchmarks/aplt_share_val_table.py ROOT [ROOT ...] [--reference fm] [--out table.md]
 """
 
 from __future__ import annotations
@@ -52,9 +52,10 @@ def table(cells: dict[tuple[str, int], dict[int, float]], reference: str = "fm")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", nargs="+", type=Path)
+    parser.add_argument("--reference", default="fm", help="the variant every other is paired against")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    text = table(collect(args.roots))
+    text = table(collect(args.roots), args.reference)
     print(text, end="")
     if args.out:
         save_text(text, args.out)
