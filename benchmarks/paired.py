@@ -8,6 +8,9 @@ e.g. a new APLT grid beside an earlier baseline grid; a later file's row replace
 earlier one for the same method, ratio and seed).
 
     python benchmarks/paired.py work_dirs/bench_synth/results.csv --method aplt [--metric top1] [--out table.md]
+
+With ``--before FILE...`` each method is paired with itself in the other results instead (e.g. a new
+recipe against the one before it, on the same seeds): rows are methods, cells new − before.
 """
 
 from __future__ import annotations
@@ -45,17 +48,25 @@ def paired_differences(values: dict[tuple[str, float, int], float], method: str
     return table
 
 
-def paired_table(values: dict[tuple[str, float, int], float], method: str, metric: str) -> str:
-    diffs = paired_differences(values, method)
+def self_differences(after: dict[tuple[str, float, int], float], before: dict[tuple[str, float, int], float]
+                     ) -> dict[tuple[str, float], list[float]]:
+    """(method, ratio) -> its ``after`` − ``before`` value on every seed both ran, in seed order."""
+    table: dict[tuple[str, float], list[float]] = {}
+    for key in sorted(after.keys() & before.keys()):
+        table.setdefault(key[:2], []).append(after[key] - before[key])
+    return table
+
+
+def paired_table(diffs: dict[tuple[str, float], list[float]], heading: str) -> str:
     ratios = sorted({ratio for _, ratio in diffs})
-    lines = [f"| {method} − other ({metric}) | " + " | ".join(f"{100 * r:g} %" for r in ratios) + " |",
+    lines = [f"| {heading} | " + " | ".join(f"{100 * r:g} %" for r in ratios) + " |",
              "| --- |" + " ---: |" * len(ratios)]
-    for other in sorted({other for other, _ in diffs}):
-        lines.append(f"| {other} | " + " | ".join(format_difference(diffs[(other, r)]) for r in ratios) + " |")
+    for row in sorted({row for row, _ in diffs}):
+        lines.append(f"| {row} | " + " | ".join(format_difference(diffs.get((row, r), [])) for r in ratios) + " |")
     return "\n".join(lines) + "\n"
 
 
-def paired_plot(values: dict[tuple[str, float, int], float], method: str, metric: str, path: Path) -> None:
+def paired_plot(diffs: dict[tuple[str, float], list[float]], label: str, path: Path) -> None:
     """One panel per labelled ratio: each seed's difference as a dot, the mean and its 95 % interval."""
     import matplotlib
     matplotlib.use("Agg")
@@ -63,14 +74,13 @@ def paired_plot(values: dict[tuple[str, float, int], float], method: str, metric
 
     from ssmar.runtime.io import save_figure
 
-    diffs = paired_differences(values, method)
     ratios = sorted({ratio for _, ratio in diffs})
     others = sorted({other for other, _ in diffs})
     fig, axes = plt.subplots(1, len(ratios), figsize=(4.5 * len(ratios), 0.5 * len(others) + 1.5), squeeze=False,
                              sharey=True)
     for axis, ratio in zip(axes[0], ratios):
         for row, other in enumerate(others):
-            points = diffs[(other, ratio)]
+            points = diffs.get((other, ratio), [])
             if not points:
                 continue
             axis.scatter(points, [row] * len(points), color="tab:grey", s=14, zorder=2)
@@ -80,7 +90,7 @@ def paired_plot(values: dict[tuple[str, float, int], float], method: str, metric
             axis.errorbar(mean, row, xerr=half, fmt="o", color="tab:blue", capsize=3, zorder=3)
         axis.axvline(0, color="black", linewidth=0.8)
         axis.set_title(f"{100 * ratio:g} % labels")
-        axis.set_xlabel(f"{method} − other, {metric} (points)")
+        axis.set_xlabel(f"{label} (points)")
         axis.set_yticks(range(len(others)), others)
     save_figure(fig, path)
 
@@ -102,15 +112,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", default="aplt")
     parser.add_argument("--metric", default="top1")
     parser.add_argument("--out", type=Path, help="also write the table here")
+    parser.add_argument("--before", nargs="+", type=Path, metavar="FILE",
+                        help="pair each method with itself in these results.csv files (new − before)")
     parser.add_argument("--plot", type=Path, help="also draw the per-seed differences (PNG)")
     args = parser.parse_args(argv)
     values = read_rows(args.results, args.metric)
-    table = paired_table(values, args.method, args.metric)
+    if args.before:
+        diffs, label = self_differences(values, read_rows(args.before, args.metric)), "new − before"
+    else:
+        diffs, label = paired_differences(values, args.method), f"{args.method} − other"
+    table = paired_table(diffs, f"{label} ({args.metric})")
     print(table)
     if args.out:
         save_text(table, args.out)
     if args.plot:
-        paired_plot(values, args.method, args.metric, args.plot)
+        paired_plot(diffs, f"{label}, {args.metric}", args.plot)
     return 0
 
 
