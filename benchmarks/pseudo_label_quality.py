@@ -7,6 +7,8 @@ hidden labels), and APLT's accuracy at that same coverage, read off the round's
 accuracy-coverage curve (linear interpolation between coverage 0.1, 0.2, ... 1.0).
 
     python benchmarks/pseudo_label_quality.py work_dirs/bench_utd [--out FILE.md]
+    python benchmarks/pseudo_label_quality.py work_dirs/suites/utd_aplt_paper --method 'aplt@preset="paper"' \
+        --fixmatch-root work_dirs/suites/utd_aplt   # a variant's cells, FixMatch's in another suite
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import numpy as np
 from ssmar.aplt.rounds import ROUNDS_FILE, read_rounds
 
 
-def compare(root: Path) -> list[dict]:
+def compare(root: Path, method: str = "aplt", fixmatch_root: Path | None = None) -> list[dict]:
+    """Rows for every round of ``root/method``'s cells that has a FixMatch cell on the same ratio and seed
+    (under ``fixmatch_root``, by default ``root``)."""
     rows = []
-    for rounds_file in sorted(root.glob(f"aplt/ratio*/seed*/{ROUNDS_FILE}")):
+    for rounds_file in sorted((root / method).glob(f"ratio*/seed*/{ROUNDS_FILE}")):
         cell = rounds_file.parent
-        fixmatch = root / "fixmatch" / cell.parent.name / cell.name / "metrics.json"
+        fixmatch = (fixmatch_root or root) / "fixmatch" / cell.parent.name / cell.name / "metrics.json"
         if not fixmatch.is_file():
             continue
         history = {record["epoch"]: record for record in json.loads(fixmatch.read_text())["history"]}
@@ -73,9 +77,11 @@ def markdown(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("root", type=Path, help="a bench work dir with aplt/ and fixmatch/ cells")
+    parser.add_argument("--method", default="aplt", help="the APLT cells' directory name (a variant's, e.g.)")
+    parser.add_argument("--fixmatch-root", type=Path, help="the work dir holding fixmatch/ (default: root)")
     parser.add_argument("--out", type=Path, help="also write the table here")
     args = parser.parse_args()
-    text = markdown(compare(args.root))
+    text = markdown(compare(args.root, args.method, args.fixmatch_root))
     print(text)
     if args.out:
         from ssmar.runtime.io import save_text
