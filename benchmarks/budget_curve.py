@@ -69,10 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         import matplotlib.pyplot as plt
 
         fig, axis = plt.subplots(figsize=(5, 3.5))
+        budgets = [s * epochs for s in args.steps]
         for method in METHODS:
-            axis.plot([s * epochs for s in args.steps],
-                      [final_top1(run_dir(args.root, method, s)) for s in args.steps], marker="o", label=method)
+            axis.plot(budgets, [final_top1(run_dir(args.root, method, s)) for s in args.steps], marker="o",
+                      label=method)
         axis.set_xscale("log")
+        axis.set_xticks(budgets, [str(b) for b in budgets])
+        axis.minorticks_off()
         axis.set_xlabel("training steps")
         axis.set_ylabel("validation top-1 (%)")
         axis.set_title(f"{args.config.stem}, seed {args.seed}")
