@@ -1,6 +1,8 @@
 """Shared fixtures: the real-data folder, UTD-MHAD as a skeleton pickle, tiny synthetic data."""
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from ssmar.data.skeleton_format import save_skeleton_pickle
 from ssmar.data.synth import generate_synthetic
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 # A model and budget small enough for a unit test on a shared 2-core CPU.
 TINY_RUN = ["data.frames=16", "model.channels=[8,16]", "model.strides=[1,2]", "train.batch_size=4",
@@ -43,6 +46,14 @@ def synth_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("synth") / "synth.pkl"
     save_skeleton_pickle(generate_synthetic(num_subjects=3, clips_per_class=2, test_subjects=1), path)
     return path
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """A script of benchmarks/ (not a package) as a module, so that tests call its functions."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_config(data_file: Path, work_dir: Path, *overrides: str) -> dict:

@@ -4,28 +4,17 @@ refusal to mix cells trained with other settings."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-from conftest import TINY_RUN
+from conftest import TINY_RUN, load_benchmark
 from ssmar.data.skeleton_format import load_skeleton_pickle
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "annotation_loop.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("annotation_loop", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_rounds_add_the_strategy_picks_and_rerun_reads_the_cache(synth_file: Path, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture) -> None:
-    loop = load_script()
+    loop = load_benchmark("annotation_loop")
     argv = ["--data", str(synth_file), "--methods", "supervised", "--strategies", "random,typiclust",
             "--seeds", "0", "--rounds", "2", "--budget", "3", "--work-dir", str(tmp_path / "loop"),
             *TINY_RUN, "train.epochs=1", "train.steps_per_epoch=1"]

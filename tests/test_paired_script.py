@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "paired.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("paired", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_benchmark
 
 
 def write_results(path: Path, rows: list[tuple[str, float, int, float]]) -> Path:
@@ -25,7 +17,7 @@ def write_results(path: Path, rows: list[tuple[str, float, int, float]]) -> Path
 
 
 def test_methods_are_paired_on_the_seeds_both_ran(tmp_path: Path) -> None:
-    paired = load_script()
+    paired = load_benchmark("paired")
     results = write_results(tmp_path / "results.csv", [
         ("aplt", 0.1, 0, 80.0), ("aplt", 0.1, 1, 70.0), ("aplt", 0.1, 2, 90.0),
         ("fixmatch", 0.1, 0, 78.0), ("fixmatch", 0.1, 1, 66.0)])  # seed 2 missing: not paired
@@ -37,7 +29,7 @@ def test_methods_are_paired_on_the_seeds_both_ran(tmp_path: Path) -> None:
 
 
 def test_before_pairs_each_method_with_itself(tmp_path: Path) -> None:
-    paired = load_script()
+    paired = load_benchmark("paired")
     after = write_results(tmp_path / "after.csv", [("fixmatch", 0.1, 0, 90.0), ("fixmatch", 0.1, 1, 92.0),
                                                    ("aplt", 0.1, 0, 91.0), ("supervised", 0.1, 0, 70.0)])
     before = write_results(tmp_path / "before.csv", [("fixmatch", 0.1, 0, 85.0), ("fixmatch", 0.1, 1, 89.0),
