@@ -54,10 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     cells = [(method, steps) for method in METHODS for steps in args.steps]
     with ThreadPoolExecutor(args.jobs) as pool:
         list(pool.map(lambda cell: train(args.config, args.root, *cell, args.seed, args.set), cells))
+    top1 = {cell: final_top1(run_dir(args.root, *cell)) for cell in cells}
     epochs = json.loads((run_dir(args.root, *cells[0]) / "metrics.json").read_text())["config"]["train"]["epochs"]
     lines = ["| steps per epoch | total steps | " + " | ".join(METHODS) + " |", "|---:|---:|" + "---:|" * len(METHODS)]
     for steps in args.steps:
-        row = [f"{final_top1(run_dir(args.root, m, steps)):.2f}" for m in METHODS]
+        row = [f"{top1[method, steps]:.2f}" for method in METHODS]
         lines.append(f"| {steps} | {steps * epochs} | " + " | ".join(row) + " |")
     table = "\n".join(lines) + "\n"
     print(table, end="")
@@ -71,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         fig, axis = plt.subplots(figsize=(5, 3.5))
         budgets = [s * epochs for s in args.steps]
         for method in METHODS:
-            axis.plot(budgets, [final_top1(run_dir(args.root, method, s)) for s in args.steps], marker="o",
-                      label=method)
+            axis.plot(budgets, [top1[method, steps] for steps in args.steps], marker="o", label=method)
         axis.set_xscale("log")
         axis.set_xticks(budgets, [str(b) for b in budgets])
         axis.minorticks_off()
