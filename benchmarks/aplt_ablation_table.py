@@ -1,6 +1,6 @@
 """Table and bar chart of the APLT design choices and ablations run by ``aplt_val_sweep.sh``.
 
-One row per variant directory of ROOT (``ROOT/<variant>/<method>/ratio*/seed*``): top-1 of the
+One row per variant directory of ROOT (``ROOT/<variant>/seed*``, the sweep's layout): top-1 of the
 linear head (what every other method reports), of the prototype head alone and of the fused
 scores (``fusion: 1``, APLT's default), each APLT run rescored from its final checkpoint by
 ``aplt_heads.py``; the last round's offline pseudo-label coverage and accuracy, and the wall
@@ -27,26 +27,26 @@ from ssmar.aplt.rounds import read_rounds  # noqa: E402
 
 def collect(root: Path) -> list[dict]:
     rows = []
-    for method_dir in sorted(root.glob("*/*")):
-        cells = [c for c in sorted(method_dir.glob("ratio*/seed*")) if (c / "result.json").is_file()]
+    for variant_dir in sorted(path for path in root.iterdir() if path.is_dir()):
+        runs = ((path.parent, json.loads(path.read_text())) for path in sorted(variant_dir.glob("seed*/metrics.json")))
+        cells = [(cell, metrics) for cell, metrics in runs if metrics.get("final")]  # finished runs only
         if not cells:
             continue
         heads, rounds, walls = [], [], []
-        for cell in cells:
-            result = json.loads((cell / "result.json").read_text())
-            walls.append(result["wall_seconds"])
+        for cell, metrics in cells:
+            walls.append(metrics["elapsed_s"])
             if cell_rounds := read_rounds(cell):
                 rounds.append(cell_rounds[-1])
                 heads.append(score_run(cell))
             else:
-                heads.append({"linear": result.get("rescored_from", result)["top1"]})
+                heads.append({"linear": metrics["final"]["top1"]})
 
         def mean(values: list) -> float | None:
             values = [v for v in values if v is not None]
             return float(np.mean(values)) if values else None
 
         rows.append({
-            "variant": method_dir.parent.name, "method": method_dir.name, "seeds": len(cells),
+            "variant": variant_dir.name, "method": cells[0][1]["config"]["algorithm"]["name"], "seeds": len(cells),
             "top1": mean([h["linear"] for h in heads]),
             "top1_per_seed": [round(h["linear"], 2) for h in heads],
             "prototype_top1": mean([h.get("prototype") for h in heads]),

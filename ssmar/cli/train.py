@@ -41,9 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--data-a", help="with --fuse: data of CKPT_A (default: its own)")
     evaluate.add_argument("--data-b", help="with --fuse: data of CKPT_B (default: its own)")
     evaluate.add_argument("--weights", default="1,1", help="with --fuse: weights of CKPT_A,CKPT_B (default 1,1)")
-    evaluate.add_argument("--split", help="split to evaluate (default: the checkpoint's test split; video: train|test)")
+    evaluate.add_argument("--split", help="split to evaluate (default: the split the run was scored on: its test "
+                          "split, or its validation carve-out for data.eval_on=val; video: train|test)")
     evaluate.add_argument("--device", default="cpu")
-    evaluate.add_argument("--out", help="directory for metrics.json and confusion.png (default: beside the checkpoint)")
+    evaluate.add_argument("--out", help="directory for metrics.json and confusion.png "
+                          "(default: eval_SPLIT/ beside the checkpoint)")
     evaluate.add_argument("--submission", help="also write MA-52 challenge predictions (CSV) to this file")
     evaluate.set_defaults(func=cmd_eval)
 

@@ -66,8 +66,9 @@ class Recognizer:
         """The evaluation clips of the data this checkpoint was trained on, or of ``data``.
 
         Skeleton: ``data`` is a pickle and ``split`` one of its splits (default: the split the run was
-        scored on: its validation carve-out for a run with ``data.eval_on=val``, else the test split), every clip labelled (what is scored must have labels). Video: ``data`` is an MMAction2 list (default: ``data.<split>_list``, with
-        ``split`` train or test), read with the checkpoint's segments and resolution.
+        scored on: its validation carve-out for a run with ``data.eval_on=val``, else the test split), every
+        clip labelled (what is scored must have labels). Video: ``data`` is an MMAction2 list (default:
+        ``data.<split>_list``, with ``split`` train or test), read with the checkpoint's segments and resolution.
         """
         data_cfg = self.config["data"]
         if data_cfg.get("type", "skeleton") != "video":
