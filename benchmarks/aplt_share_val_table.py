@@ -8,12 +8,12 @@ and seed, and each variant minus FixMatch paired by seed (same labelled split), 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from ssmar.engine.runs import recorded_final
 from ssmar.runtime.io import save_text
 
 RUN_NAME = re.compile(r"^(?P<variant>\w+?)_l(?P<labels>\d+)_s(?P<seed>\d+)$")
@@ -25,7 +25,7 @@ def collect(roots: list[Path]) -> dict[tuple[str, int], dict[int, float]]:
     for root in roots:
         for metrics in sorted(root.glob("*/metrics.json")):
             match = RUN_NAME.match(metrics.parent.name)
-            final = json.loads(metrics.read_text()).get("final")
+            final = recorded_final(metrics.parent)
             if match and final:
                 cells[match["variant"], int(match["labels"])][int(match["seed"])] = final["top1"]
     return cells

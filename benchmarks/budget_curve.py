@@ -16,6 +16,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ssmar.engine.runs import recorded_final
 from ssmar.runtime.io import save_figure, save_text
 
 METHODS = ("fullysupervised", "fixmatch")
@@ -27,8 +28,7 @@ def run_dir(root: Path, method: str, steps: int) -> Path:
 
 def final_top1(directory: Path) -> float | None:
     """The final top-1 of a finished run, else None."""
-    metrics = directory / "metrics.json"
-    final = json.loads(metrics.read_text()).get("final") if metrics.is_file() else None
+    final = recorded_final(directory)
     return final["top1"] if final else None
 
 

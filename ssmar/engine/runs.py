@@ -52,6 +52,13 @@ def run_training(cfg: dict[str, Any], resume: str | None = None) -> dict[str, An
     return final
 
 
+def recorded_final(work_dir: Path) -> dict[str, Any] | None:
+    """The final metrics in a run folder's ``metrics.json``, or None while the run is absent or unfinished
+    (benchmark scripts use it to skip finished runs and to read their results)."""
+    path = work_dir / "metrics.json"
+    return json.loads(path.read_text()).get("final") or None if path.is_file() else None
+
+
 def finished_metrics(work_dir: Path) -> dict[str, Any]:
     """The final metrics a finished run recorded in its ``metrics.json``."""
     path = work_dir / "metrics.json"
