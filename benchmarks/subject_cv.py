@@ -8,16 +8,18 @@ interval over those folds.
 
 Trains every (variant, seed, subject) run that has not finished under ROOT (``ssmar train --resume auto``,
 ``--jobs`` at a time, one thread each), then writes the table (markdown) and a plot (PNG) from the runs'
-``metrics.json``. A variant is a name and its overrides:
+``metrics.json``. A variant is a name and its overrides; ``--fuse NAME A B ...`` adds a row for the late
+fusion of variants' runs (mean softmax, equal weights, as ``ssmar eval --fuse``) fold by fold:
 
     python benchmarks/subject_cv.py configs/utd_mhad_full.yaml work_dirs/cv_utd --subjects 1 3 5 7 --seeds 0 \
         --variant base --variant smooth train.label_smoothing=0.1 \
-        --set data.file=data/utd_mhad.pkl --out benchmarks/results/cv_utd.md --plot benchmarks/results/cv_utd.png
+        --variant bone "model.streams=[bone]" --fuse joint+bone base bone --set data.file=data/utd_mhad.pkl --out benchmarks/results/cv_utd.md --plot benchmarks/results/cv_utd.png
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -25,8 +27,9 @@ from pathlib import Path
 
 from scipy import stats
 
+from ssmar.engine.fusion import evaluate_fusion
 from ssmar.engine.runs import recorded_final
-from ssmar.runtime.io import save_figure, save_text
+from ssmar.runtime.io import save_figure, save_json, save_text
 
 
 def run_dir(root: Path, variant: str, seed: int, subject: int) -> Path:
@@ -38,6 +41,18 @@ def train(config: Path, directory: Path, seed: int, subject: int, overrides: lis
         subprocess.run(["ssmar", "train", "-c", str(config), "--seed", str(seed), "--work-dir", str(directory),
                         "--resume", "auto", f"data.val_subjects=[{subject}]", "data.eval_on=val", "threads=1",
                         "train.progress=false", *overrides], check=True)
+
+
+def fused_final(root: Path, members: list[str], seed: int, subject: int) -> dict[str, float]:
+    """Top-1 of the late fusion of ``members``' runs on their held-out clips (cached beside the runs)."""
+    cache = root / "fused" / "+".join(members) / f"seed{seed}_val{subject}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    result, fused = evaluate_fusion([run_dir(root, member, seed, subject) / "latest.pt" for member in members],
+                                    [None] * len(members), [1.0] * len(members))
+    final = {"top1": result["fused"]["top1"], "num_samples": len(fused.labels)}
+    save_json(final, cache)
+    return final
 
 
 def interval(diffs: list[float]) -> str:
@@ -57,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--variant", nargs="+", action="append", required=True, metavar=("NAME", "KEY=VALUE"),
                         help="a name and its overrides; the first variant is the reference")
+    parser.add_argument("--fuse", nargs="+", action="append", default=[], metavar=("NAME", "VARIANT"),
+                        help="a name and the variants whose runs are fused (late fusion)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides of every run")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path)
@@ -69,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         list(pool.map(lambda cell: train(args.config, run_dir(args.root, *cell), cell[1], cell[2],
                                          [*args.set, *variants[cell[0]]]), cells))
     final = {cell: recorded_final(run_dir(args.root, *cell)) for cell in cells}
+    for name, *members in args.fuse:
+        variants[name] = [f"late fusion: {' + '.join(members)}"]
+        final |= {(name, *fold): fused_final(args.root, members, *fold) for fold in folds}
     top1 = {cell: metrics["top1"] for cell, metrics in final.items()}
     reference = next(iter(variants))
     lines = ["| variant | overrides | " + " | ".join(f"s{seed} val{subject}" for seed, subject in folds)

@@ -31,6 +31,20 @@ def test_folds_are_pooled_by_clip_and_paired_by_subject(tmp_path: Path) -> None:
     assert plot.stat().st_size > 0
 
 
+def test_a_fusion_is_a_row_scored_fold_by_fold(tmp_path: Path) -> None:
+    subject_cv = load_benchmark("subject_cv")
+    root = tmp_path / "cv"
+    for name in ("base", "bone"):
+        finished_run(subject_cv.run_dir(root, name, 0, 1), 90.0, 100)
+    cache = root / "fused" / "base+bone" / "seed0_val1.json"  # what an earlier call's fusion left
+    cache.parent.mkdir(parents=True)
+    cache.write_text(json.dumps({"top1": 95.0, "num_samples": 100}))
+    out = tmp_path / "cv.md"
+    subject_cv.main([str(tmp_path / "absent.yaml"), str(root), "--subjects", "1", "--variant", "base",
+                     "--variant", "bone", "model.streams=[bone]", "--fuse", "late", "base", "bone", "--out", str(out)])
+    assert out.read_text().splitlines()[4] == "| late | `late fusion: base + bone` | 95.00 | 95.00 (95/100) | +5.00 (n=1) |"
+
+
 def test_an_unfinished_run_is_not_read_as_a_result(tmp_path: Path) -> None:
     subject_cv = load_benchmark("subject_cv")
     (tmp_path / "run").mkdir()
