@@ -15,6 +15,7 @@ from ssmar.cli.main import main
 from ssmar.config import load_config
 from ssmar.data.skeleton_format import save_skeleton_pickle
 from ssmar.data.synth import generate_synthetic
+from ssmar.engine.fusion import evaluate_fusion
 from ssmar.engine.runs import run_training
 from ssmar.errors import SsmarError
 
@@ -199,6 +200,44 @@ def test_report_adds_last_epoch_pseudo_labels(tmp_path):
     assert main(["bench-report", str(tmp_path)]) == 2
 
 
+def test_late_fusion_cell_fuses_one_run_per_stream(data_file, tmp_path, monkeypatch):
+    root = tmp_path / "grid"
+    calls: list[list[str]] = []
+
+    def spy(cfg, resume=None):
+        calls.append(cfg["model"]["streams"])
+        return run_training(cfg, resume)
+
+    monkeypatch.setattr(runner, "run_training", spy)
+    grid = ["--methods", "supervised", "--ratios", "0.5", "--seeds", "0", "--late-fusion", "joint,bone"]
+    assert bench(data_file, root, *grid) == 0
+    assert calls == [["joint"], ["bone"]]
+    cell = root / "supervised" / "ratio0.5" / "seed0"
+    result = json.loads((cell / "result.json").read_text())
+    streams = {name: json.loads((cell / name / "result.json").read_text())["top1"] for name in ("joint", "bone")}
+    assert result["late_fusion"] == streams
+    # the cell's top-1 is the late fusion of the two stream runs, as `ssmar eval --fuse` scores it
+    fused, _ = evaluate_fusion([cell / "joint" / "latest.pt", cell / "bone" / "latest.pt"], [None, None], [1.0, 1.0])
+    assert result["top1"] == pytest.approx(fused["fused"]["top1"])
+    assert result["wall_seconds"] > 0
+    assert "| supervised (bone) | " in (root / "results.md").read_text()
+
+    # resumed: nothing retrains; fused from other streams: only the missing stream trains, then it fuses again
+    calls.clear()
+    assert bench(data_file, root, *grid) == 0
+    assert calls == []
+    assert bench(data_file, root, *grid[:-1], "joint,bone,joint_motion") == 0
+    assert calls == [["joint_motion"]]
+    result = json.loads((cell / "result.json").read_text())
+    assert list(result["late_fusion"]) == ["joint", "bone", "joint_motion"]
+    # the same fusion by hand: ssmar eval --fuse takes any number of checkpoints, equal weights by default
+    checkpoints = [str(cell / name / "latest.pt") for name in result["late_fusion"]]
+    assert main(["eval", "--fuse", *checkpoints, "--out", str(tmp_path / "fused")]) == 0
+    by_hand = json.loads((tmp_path / "fused" / "metrics.json").read_text())
+    assert by_hand["weights"] == [1.0, 1.0, 1.0] and by_hand["fused"]["top1"] == pytest.approx(result["top1"])
+    assert main(["eval", "--fuse", checkpoints[0]]) == 2
+
+
 @pytest.mark.parametrize("args, message", [
     (["--methods", "supervised,nosuchmethod"], "unknown method 'nosuchmethod'"),
     (["--methods", "supervised", "--ratios", "0.1,1.5"], "labelled ratio 1.5 is outside (0, 1]"),
@@ -209,6 +248,8 @@ def test_report_adds_last_epoch_pseudo_labels(tmp_path):
     (["--methods", "supervised", "seed=3"], "override 'seed=3' is set per cell by the grid; use --seeds"),
     (["--methods", "supervised", "--jobs", "0"], "--jobs must be >= 1"),
     (["--methods", "supervised", "data.labels_per_class=2"], "data.labels_per_class=2 would replace"),
+    (["--methods", "supervised", "--late-fusion", "joint"], "give two or more of joint, bone"),
+    (["--methods", "supervised", "--late-fusion", "joint,elbow"], "give two or more of joint, bone"),
 ])
 def test_bad_input_fails_before_any_run(data_file, tmp_path, monkeypatch, capsys, args, message):
     calls = spy_run_training(monkeypatch)

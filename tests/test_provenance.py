@@ -191,3 +191,21 @@ def test_a_suite_runs_and_writes_its_block_between_markers(synth_file: Path, tmp
     assert "Code: every cell ran at" in text
     with pytest.raises(SsmarError, match="no <!-- suite:other --> .* markers"):
         update_markdown(document, suite_markdown(suite), "other")
+
+
+def test_a_late_fusion_suite_tabulates_the_fusion_and_each_stream(synth_file: Path, tmp_path: Path) -> None:
+    suite_file = tmp_path / "fused.yaml"
+    spec = {"name": "fused", "data": str(synth_file), "methods": ["fullysupervised"], "ratios": [1.0], "seeds": [0],
+            "budget": {"epochs": 1, "steps_per_epoch": 1, "batch_size": 4}, "overrides": GRID[2:],
+            "late_fusion": ["joint", "bone"], "work_dir": str(tmp_path / "grid")}
+    suite_file.write_text(yaml.safe_dump(spec))
+    suite = load_suite(suite_file)
+    run_suite(suite)
+    block = suite_markdown(suite)
+    fused = json.loads((tmp_path / "grid" / "fullysupervised" / "ratio1" / "seed0" / "result.json").read_text())
+    assert f"| fullysupervised | {fused['top1']:.2f} (1) |" in block.split("Each stream's own model")[0]
+    streams = block.split("Each stream's own model")[1]
+    assert "| fullysupervised (joint) |" in streams and "| fullysupervised (bone) |" in streams
+    suite_file.write_text(yaml.safe_dump({**spec, "late_fusion": "joint,bone"}))
+    with pytest.raises(SsmarError, match="late_fusion must be a list of input streams"):
+        load_suite(suite_file)

@@ -21,10 +21,11 @@ def base_config(config: str | None, overrides: list[str], device: str | None) ->
 
 
 def run_and_report(base: dict[str, Any], cells: Sequence[Cell], root: Path, data_file: Path, jobs: int,
-                   rerun_stale: bool = False) -> None:
+                   rerun_stale: bool = False, late_fusion: Sequence[str] = ()) -> None:
     """Run the missing cells (and, with ``rerun_stale``, those that ran under other settings), rewriting
-    the tables after each, and once more at the end."""
-    run_grid(base, cells, root, data_file, jobs=jobs, on_result=lambda _: write_reports(root), rerun_stale=rerun_stale)
+    the tables after each, and once more at the end; ``late_fusion`` as in :func:`run_grid`."""
+    run_grid(base, cells, root, data_file, jobs=jobs, on_result=lambda _: write_reports(root), rerun_stale=rerun_stale,
+             late_fusion=late_fusion)
     write_reports(root)  # also when every cell was already finished
 
 

@@ -125,6 +125,16 @@ def code_line(results: Sequence[dict[str, Any]]) -> str:
     return f"**Mixed code versions**: cells ran at {listed}; the comparison may mix code changes with methods."
 
 
+def stream_table(results: Sequence[dict[str, Any]]) -> str:
+    """Late-fusion cells: the top-1 of each stream's own model (rows: method (stream)); '' without such cells."""
+    per_stream = [{**r, "method": f"{r['method']} ({stream})", "top1": top1}
+                  for r in results for stream, top1 in (r.get("late_fusion") or {}).items()]
+    return markdown_table(per_stream, "top1") if per_stream else ""
+
+
+STREAM_TITLE = "Each stream's own model, top-1 (%) (the cells above are their late fusion: mean softmax)"
+
+
 def results_markdown(results: Sequence[dict[str, Any]]) -> str:
     parts = ["# Benchmark results\n", budget_line(results) + "\n", code_line(results) + "\n",
              "Cells: mean ± sample std over seeds (number of seeds). The fully supervised row trains on "
@@ -132,6 +142,8 @@ def results_markdown(results: Sequence[dict[str, Any]]) -> str:
     for metric, title in TABLES:
         if any(r.get(metric) is not None for r in results):
             parts.append(f"## {title}\n\n{markdown_table(results, metric)}")
+    if streams := stream_table(results):
+        parts.append(f"## {STREAM_TITLE}\n\n{streams}")
     return "\n".join(parts)
 
 

@@ -5,6 +5,10 @@ A cell lives in ``ROOT/<method>/ratio<r>/seed<s>/``. When it finishes, ``result.
 file is never run again, and an interrupted cell continues from its ``latest.pt``. So
 re-running the same command after a crash, a Ctrl-C or a failed cell finishes the grid
 without recomputing anything. The tables and the plot are rebuilt after every cell.
+
+With ``late_fusion`` (input streams, e.g. joint, bone, joint_motion, bone_motion) a cell is one run
+per stream, each in ``<cell>/<stream>/`` and resumed or reused like a cell, and the cell's result is
+their late fusion (mean softmax, as ``ssmar eval --fuse``) on the evaluation split.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -25,6 +30,7 @@ from tqdm import tqdm
 
 from ssmar.algorithms import ALGORITHMS, algorithm_class
 from ssmar.config import PROVENANCE_KEY
+from ssmar.data.streams import STREAMS
 from ssmar.engine.provenance import code_version, file_digest
 from ssmar.engine.resolve import has_resolved_settings, resolve_run
 from ssmar.engine.runs import rescore_run, run_training
@@ -226,6 +232,47 @@ def make_result(cell: Cell, saved: dict[str, Any], final: dict[str, Any], wall_s
             **recorded}
 
 
+def stream_config(cfg: dict[str, Any], stream: str) -> dict[str, Any]:
+    """One stream's run of a late-fusion cell: the cell's config on that stream alone, in ``<cell>/<stream>/``."""
+    sub = copy.deepcopy(cfg)
+    sub["model"]["streams"] = [stream]
+    sub["work_dir"] = str(Path(cfg["work_dir"]) / stream)
+    return sub
+
+
+def finished_fused_result(cfg: dict[str, Any], cell: Cell, streams: Sequence[str],
+                          rerun_stale: bool = False) -> dict[str, Any] | None:
+    """A late-fusion cell's result if it was fused from the same streams, each run under this cell's
+    settings (checked as :func:`finished_result` checks a cell), else None."""
+    for stream in streams:  # raises (or, with rerun_stale, deletes the run) where a stream's settings changed
+        finished_result(stream_config(cfg, stream), cell, rerun_stale)
+    path = Path(cfg["work_dir"]) / RESULT_FILE
+    if not path.is_file():
+        return None
+    result = read_json(path)
+    if list(result.get("late_fusion", {})) != list(streams):
+        path.unlink()  # fused from other streams: fuse again from the runs at hand
+        return None
+    return result
+
+
+def run_fused_cell(cfg: dict[str, Any], cell: Cell, streams: Sequence[str]) -> dict[str, Any]:
+    """Train (or reuse) one run per stream, then score their late fusion and write the cell's result.json:
+    the fused metrics, the summed wall time, each stream's own top-1 under ``late_fusion``."""
+    from ssmar.engine.fusion import evaluate_fusion
+
+    runs = [(stream_config(cfg, stream), stream) for stream in streams]
+    results = [finished_result(sub, cell) or run_cell(sub, cell) for sub, _ in runs]
+    report, _ = evaluate_fusion([Path(sub["work_dir"]) / "latest.pt" for sub, _ in runs], [None] * len(runs),
+                                [1.0] * len(runs))
+    result = make_result(cell, read_json(Path(runs[0][0]["work_dir"]) / METRICS_FILE), report["fused"],
+                         sum(r["wall_seconds"] for r in results))
+    result["work_dir"] = cfg["work_dir"]
+    result["late_fusion"] = {stream: r["top1"] for (_, stream), r in zip(runs, results)}
+    save_json(result, Path(cfg["work_dir"]) / RESULT_FILE)
+    return result
+
+
 def run_cell(cfg: dict[str, Any], cell: Cell) -> dict[str, Any]:
     """Train one cell to the end (continuing an interrupted run) and write its result.json.
 
@@ -262,13 +309,18 @@ def rescore_cell(cfg: dict[str, Any], cell: Cell) -> dict[str, Any] | None:
 
 def run_grid(base: dict[str, Any], cells: Sequence[Cell], root: Path, data_file: Path, jobs: int = 1,
              on_result: Callable[[dict[str, Any]], None] | None = None,
-             rerun_stale: bool = False) -> list[dict[str, Any]]:
+             rerun_stale: bool = False, late_fusion: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Run the missing cells of the grid, ``jobs`` at a time; return every cell's result.
 
     ``on_result`` is called with each newly finished result (to rewrite the reports); ``rerun_stale``
-    recomputes cells that ran under other resolved settings instead of stopping at the first.
+    recomputes cells that ran under other resolved settings instead of stopping at the first;
+    ``late_fusion`` makes every cell the late fusion of one run per stream (the module's docstring).
     Failed cells do not stop the others; they are listed in one error at the end.
     """
+    if late_fusion and (len(late_fusion) < 2 or len(set(late_fusion)) != len(late_fusion)
+                        or set(late_fusion) - set(STREAMS)):
+        raise SsmarError(f"bench: late fusion of {list(late_fusion)}: give two or more of {', '.join(STREAMS)}, "
+                         "each once, e.g. --late-fusion joint,bone,joint_motion,bone_motion")
     if jobs < 1:
         raise SsmarError(f"bench: --jobs must be >= 1, got {jobs}")
     if not data_file.is_file():
@@ -280,9 +332,14 @@ def run_grid(base: dict[str, Any], cells: Sequence[Cell], root: Path, data_file:
         base["train"]["progress"] = False  # parallel per-run bars would overwrite each other
     configs = {cell: cell_config(base, cell, root, data_file) for cell in cells}
     for cfg in configs.values():  # every cell's settings checked before the first one trains
-        resolve_run(cfg)
-    results = {cell: result for cell, cfg in configs.items()
-               if (result := finished_result(cfg, cell, rerun_stale)) is not None}
+        for checked in [stream_config(cfg, stream) for stream in late_fusion] or [cfg]:
+            resolve_run(checked)
+    if late_fusion:
+        finished = partial(finished_fused_result, streams=late_fusion, rerun_stale=rerun_stale)
+        run: Callable[[dict[str, Any], Cell], dict[str, Any]] = partial(run_fused_cell, streams=late_fusion)
+    else:
+        finished, run = partial(finished_result, rerun_stale=rerun_stale), run_cell
+    results = {cell: result for cell, cfg in configs.items() if (result := finished(cfg, cell)) is not None}
     todo = [cell for cell in cells if cell not in results]
     failures: list[str] = []
     bar = tqdm(total=len(cells), initial=len(results), desc="bench", unit="cell", dynamic_ncols=True,
@@ -311,13 +368,13 @@ def run_grid(base: dict[str, Any], cells: Sequence[Cell], root: Path, data_file:
         if jobs == 1:
             for cell in todo:
                 try:
-                    finish(cell, run_cell(configs[cell], cell), None)
+                    finish(cell, run(configs[cell], cell), None)
                 except Exception as exc:  # noqa: BLE001 - one failed cell must not cost the rest of the grid
                     finish(cell, None, exc)
         else:
             context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
             with futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-                pending = {pool.submit(run_cell, configs[cell], cell): cell for cell in todo}
+                pending = {pool.submit(run, configs[cell], cell): cell for cell in todo}
                 try:
                     for future in futures.as_completed(pending):
                         error = future.exception()

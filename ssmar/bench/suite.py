@@ -20,14 +20,15 @@ from typing import Any
 import yaml
 
 from ssmar.bench.grid import base_config, run_and_report
-from ssmar.bench.report import TABLES, budget_line, code_line, collect_results, markdown_table, write_reports
+from ssmar.bench.report import (STREAM_TITLE, TABLES, budget_line, code_line, collect_results, markdown_table,
+                                stream_table, write_reports)
 from ssmar.bench.runner import VARIANT_JOIN, VARIANT_MARK, Cell, plan_grid
 from ssmar.errors import SsmarError
 from ssmar.runtime.io import save_text
 
 SYNTHETIC = "synthetic"  # data: the embedded synthetic set (ssmar.data.synth, seed 0), generated into the work dir
 SUITE_KEYS = ("name", "title", "description", "data", "config", "methods", "ratios", "seeds", "budget",
-              "overrides", "work_dir", "jobs")
+              "overrides", "late_fusion", "work_dir", "jobs")
 BUDGET_KEYS = ("epochs", "steps_per_epoch", "batch_size", "uratio")  # budget: train.<key>
 
 
@@ -41,6 +42,7 @@ class Suite:
     seeds: list[int]
     config: str | None = None
     overrides: list[str] = field(default_factory=list)
+    late_fusion: list[str] = field(default_factory=list)  # input streams, one model each, scores fused per cell
     work_dir: str = ""
     jobs: int = 1
     description: str = ""
@@ -65,6 +67,9 @@ def load_suite(path: str | Path) -> Suite:
     for key in ("data", "methods", "ratios", "seeds"):
         if not raw.get(key):
             raise SsmarError(f"{path}: the suite names no {key}; every published table states its {key}")
+    if not isinstance(raw.get("late_fusion") or [], list):
+        raise SsmarError(f"{path}: late_fusion must be a list of input streams, e.g. [joint, bone, joint_motion, "
+                         "bone_motion]")
     budget = raw.get("budget") or {}
     if not isinstance(budget, dict) or set(budget) - set(BUDGET_KEYS):
         raise SsmarError(f"{path}: budget must be a mapping of {', '.join(BUDGET_KEYS)} (each becomes train.<key>)")
@@ -76,6 +81,7 @@ def load_suite(path: str | Path) -> Suite:
                  methods=[method_spec(item, path) for item in raw["methods"]],
                  ratios=[float(r) for r in raw["ratios"]], seeds=[int(s) for s in raw["seeds"]],
                  config=raw.get("config"), overrides=overrides,
+                 late_fusion=[str(stream) for stream in raw.get("late_fusion") or []],
                  work_dir=str(raw.get("work_dir") or Path("work_dirs") / "suites" / name), jobs=int(raw.get("jobs", 1)),
                  description=str(raw.get("description") or "").strip(), source=str(path))
 
@@ -113,7 +119,8 @@ def run_suite(suite: Suite, jobs: int | None = None, rerun_stale: bool = False, 
     """Run the suite's missing cells (resuming interrupted ones) and write the grid's reports."""
     base = base_config(suite.config, suite.overrides, device)
     cells = suite_cells(suite)
-    run_and_report(base, cells, Path(suite.work_dir), data_file(suite), jobs or suite.jobs, rerun_stale)
+    run_and_report(base, cells, Path(suite.work_dir), data_file(suite), jobs or suite.jobs, rerun_stale,
+                   suite.late_fusion)
 
 
 def suite_results(suite: Suite) -> list[dict[str, Any]]:
@@ -139,6 +146,8 @@ def suite_markdown(suite: Suite) -> str:
     for metric, title in TABLES:
         if any(r.get(metric) is not None for r in results):
             lines += [f"{title}:", "", markdown_table(results, metric)]
+    if streams := stream_table(results):
+        lines += [f"{STREAM_TITLE}:", "", streams]
     lines.append(f"<!-- /suite:{suite.name} -->")
     return "\n".join(lines) + "\n"
 

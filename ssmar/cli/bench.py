@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--rerun-stale", action="store_true",
                        help="recompute cells that finished (or started) under other resolved settings, e.g. after "
                             "a default changed; without it such a cell stops the grid with one error line")
+    bench.add_argument("--late-fusion", metavar="STREAMS",
+                       help="comma-separated input streams, e.g. joint,bone,joint_motion,bone_motion: each cell trains "
+                            "one model per stream (in <cell>/<stream>/) and scores their late fusion")
     bench.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     bench.set_defaults(func=cmd_bench)
 
@@ -68,9 +71,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     data = args.data or base["data"]["file"]
     if not data:
         raise SsmarError("bench: no data file; pass --data FILE or set data.file in --config")
+    late_fusion = _parse_list("--late-fusion", args.late_fusion, str, "joint,bone") if args.late_fusion else []
     if args.rescore:
+        if late_fusion:
+            raise SsmarError("bench: --rescore re-evaluates single runs; rescore each stream's runs, then fuse with "
+                             "the same command without --rescore")
         return _rescore(base, cells, root, Path(data))
-    run_and_report(base, cells, root, Path(data), args.jobs, args.rerun_stale)
+    run_and_report(base, cells, root, Path(data), args.jobs, args.rerun_stale, late_fusion)
     print(f"bench: {len(cells)} cells done; tables in {root / 'results.md'}, plot in {root / 'top1_vs_ratio.png'}")
     return 0
 

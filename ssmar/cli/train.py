@@ -30,17 +30,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     train.set_defaults(func=cmd_train)
 
-    evaluate = subparsers.add_parser("eval", help="evaluate a checkpoint (or fuse two); write metrics, confusion "
+    evaluate = subparsers.add_parser("eval", help="evaluate a checkpoint (or fuse several); write metrics, confusion "
                                                   "matrix, submission")
     which = evaluate.add_mutually_exclusive_group(required=True)
     which.add_argument("--checkpoint", help="a latest.pt / best.pt written by ssmar train")
-    which.add_argument("--fuse", nargs=2, metavar=("CKPT_A", "CKPT_B"),
-                       help="late fusion: score each checkpoint on its own data (e.g. pose pickle, video list), "
-                            "match clips by name, average softmax probabilities")
+    which.add_argument("--fuse", nargs="+", metavar="CKPT",
+                       help="late fusion of two or more checkpoints (e.g. pose and RGB, or one model per skeleton "
+                            "stream): score each on its own data, match clips by name, average softmax probabilities")
     evaluate.add_argument("--data", help="skeleton pickle or video list (default: what the checkpoint was trained on)")
-    evaluate.add_argument("--data-a", help="with --fuse: data of CKPT_A (default: its own)")
-    evaluate.add_argument("--data-b", help="with --fuse: data of CKPT_B (default: its own)")
-    evaluate.add_argument("--weights", default="1,1", help="with --fuse: weights of CKPT_A,CKPT_B (default 1,1)")
+    evaluate.add_argument("--data-a", help="with --fuse: data of the first checkpoint (default: its own)")
+    evaluate.add_argument("--data-b", help="with --fuse: data of the second checkpoint (default: its own)")
+    evaluate.add_argument("--weights", help="with --fuse: one weight per checkpoint, e.g. 1,2 (default: equal)")
     evaluate.add_argument("--split", help="split to evaluate (default: the split the run was scored on: its test "
                           "split, or its validation carve-out for data.eval_on=val; video: train|test)")
     evaluate.add_argument("--device", default="cpu")
@@ -100,20 +100,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_fuse(args: argparse.Namespace) -> int:
-    """``ssmar eval --fuse A B``: metrics of A, B and their late fusion on the clips both scored."""
+    """``ssmar eval --fuse A B ...``: metrics of each model and of their late fusion on the clips all scored."""
     from ssmar.engine.fusion import evaluate_fusion, metric_summary, parse_weights
     from ssmar.engine.metrics import save_confusion
     from ssmar.runtime.io import save_json
 
     if args.data or args.submission:
         raise SsmarError("with --fuse use --data-a / --data-b instead of --data; --submission needs --checkpoint")
-    weights = parse_weights(args.weights, len(args.fuse))
-    result, fused = evaluate_fusion(args.fuse, [args.data_a, args.data_b], weights, args.split, args.device)
+    if len(args.fuse) < 2:
+        raise SsmarError(f"--fuse needs two or more checkpoints, got {len(args.fuse)}; use --checkpoint for one")
+    weights = parse_weights(args.weights or ",".join(["1"] * len(args.fuse)), len(args.fuse))
+    data = [args.data_a, args.data_b] + [None] * (len(args.fuse) - 2)
+    result, fused = evaluate_fusion(args.fuse, data, weights, args.split, args.device)
     out = Path(args.out) if args.out else Path(args.fuse[0]).parent / "fusion"
     confusion = result.pop("confusion")
     save_json({"checkpoints": [str(c) for c in args.fuse], **result}, out / "metrics.json")
     save_confusion(confusion, fused.class_names, out,
-                   title=f"late fusion ({args.weights}): top-1 {result['fused']['top1']:.1f}%")
+                   title=f"late fusion ({','.join(f'{w:g}' for w in weights)}): top-1 {result['fused']['top1']:.1f}%")
     for model in result["models"]:
         print(json.dumps(model))
     print(json.dumps({"fused": metric_summary(result["fused"]), "matched": result["matched"],
