@@ -162,6 +162,17 @@ def test_a_cell_is_reused_when_its_data_moved_and_stale_when_the_data_changed(sy
     moved.write_bytes(moved.read_bytes() + b"\n")  # other bytes under the new path: not the data the cell saw
     with pytest.raises(SsmarError, match=r"supervised/ratio0.5/seed0 was finished with other settings \(data.file: "):
         run_grid(base, cells, tmp_path / "grid", moved)
+    # a cell from before digests were recorded: the file still at its recorded path vouches for the bytes
+    result_path = cells[0].work_dir(tmp_path / "grid") / "result.json"
+    undigested = json.loads(result_path.read_text())
+    del undigested["provenance"]["data_sha256"]
+    result_path.write_text(json.dumps(undigested))
+    copy = tmp_path / "copy" / "synth.pkl"
+    copy.parent.mkdir()
+    shutil.copy(synth_file, copy)
+    assert run_grid(base, cells, tmp_path / "grid", copy)[0]["top1"] == first[0]["top1"]
+    with pytest.raises(SsmarError, match=r"was finished with other settings \(data.file: "):
+        run_grid(base, cells, tmp_path / "grid", moved)
 
 
 def test_tables_flag_cells_from_different_code_versions() -> None:

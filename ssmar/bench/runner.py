@@ -178,13 +178,15 @@ def stale_settings(saved: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
     """How the resolved settings a cell ran with (``saved``: its result.json or metrics.json) differ from
     what the cell's config resolves to now; empty when it may be reused. Cells from before runs recorded
     their resolved settings are resolved with this version's defaults (what they were compared by then).
-    A data file under another path with the same bytes (its recorded digest) is the same data."""
+    A data file under another path with the same bytes (its recorded digest, or for cells that recorded
+    none the digest of the file still at the recorded path) is the same data."""
     try:
         recorded = saved["config"] if has_resolved_settings(saved) else resolve_run(saved["config"])
     except SsmarError as exc:
         return [f"its config no longer resolves ({exc})"]
     changed = _differences(_comparable(recorded), _comparable(resolve_run(cfg)))
-    digest = saved.get(PROVENANCE_KEY, {}).get("data_sha256")
+    # cells from before runs recorded their data's digest: the bytes still at the recorded path stand in
+    digest = saved.get(PROVENANCE_KEY, {}).get("data_sha256") or file_digest(recorded["data"].get("file"))
     if digest is not None and digest == file_digest(cfg["data"].get("file")):  # the same data under another path
         changed = [difference for difference in changed if not difference.startswith("data.file:")]
     return changed
