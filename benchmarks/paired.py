@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import statistics
 from pathlib import Path
 
-from scipy import stats
-
+from ssmar.bench.report import mean_interval
 from ssmar.runtime.io import save_text
 
 
@@ -84,9 +82,7 @@ def paired_plot(diffs: dict[tuple[str, float], list[float]], label: str, path: P
             if not points:
                 continue
             axis.scatter(points, [row] * len(points), color="tab:grey", s=14, zorder=2)
-            mean = statistics.fmean(points)
-            half = (stats.t.ppf(0.975, len(points) - 1) * statistics.stdev(points) / len(points) ** 0.5
-                    if len(points) > 1 else 0.0)
+            mean, half = mean_interval(points)
             axis.errorbar(mean, row, xerr=half, fmt="o", color="tab:blue", capsize=3, zorder=3)
         axis.axvline(0, color="black", linewidth=0.8)
         axis.set_title(f"{100 * ratio:g} % labels")
@@ -99,10 +95,9 @@ def format_difference(diffs: list[float]) -> str:
     """``mean [low, high] (n)``: the 95 % t-interval of the mean paired difference."""
     if not diffs:
         return ""
-    mean = statistics.fmean(diffs)
+    mean, half = mean_interval(diffs)
     if len(diffs) == 1:
         return f"{mean:+.2f} (1)"
-    half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
     return f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}] ({len(diffs)})"
 
 

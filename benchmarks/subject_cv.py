@@ -25,8 +25,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from scipy import stats
-
+from ssmar.bench.report import mean_interval
 from ssmar.engine.fusion import evaluate_fusion
 from ssmar.engine.runs import recorded_final
 from ssmar.runtime.io import save_figure, save_json, save_text
@@ -57,10 +56,9 @@ def fused_final(root: Path, members: list[str], seed: int, subject: int) -> dict
 
 def interval(diffs: list[float]) -> str:
     """Mean [95 % t-interval] of paired differences."""
-    mean = statistics.fmean(diffs)
+    mean, half = mean_interval(diffs)
     if len(diffs) < 2:
         return f"{mean:+.2f} (n=1)"
-    half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
     return f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}]"
 
 

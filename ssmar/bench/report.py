@@ -60,6 +60,16 @@ def format_mean_std(values: Sequence[float]) -> str:
     return f"{mean:.2f} ± {statistics.stdev(values):.2f} ({len(values)})"
 
 
+def mean_interval(values: Sequence[float]) -> tuple[float, float]:
+    """The mean of paired differences and the half-width of its Student-t 95 % interval (0 for one value)."""
+    from scipy import stats
+
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+
+
 def _ratio_label(ratio: float) -> str:
     return f"{100 * ratio:g}%"
 

@@ -185,10 +185,13 @@ def stale_settings(saved: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
     except SsmarError as exc:
         return [f"its config no longer resolves ({exc})"]
     changed = _differences(_comparable(recorded), _comparable(resolve_run(cfg)))
+    moved = [difference for difference in changed if difference.startswith("data.file:")]
+    if not moved:  # same path: nothing to hash
+        return changed
     # cells from before runs recorded their data's digest: the bytes still at the recorded path stand in
     digest = saved.get(PROVENANCE_KEY, {}).get("data_sha256") or file_digest(recorded["data"].get("file"))
     if digest is not None and digest == file_digest(cfg["data"].get("file")):  # the same data under another path
-        changed = [difference for difference in changed if not difference.startswith("data.file:")]
+        changed = [difference for difference in changed if difference not in moved]
     return changed
 
 
