@@ -15,14 +15,11 @@ import argparse
 import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from aplt_heads import score_run  # this script's directory is on sys.path
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from aplt_heads import score_run  # noqa: E402  (this script's directory is on sys.path)
-
-from ssmar.aplt.rounds import read_rounds  # noqa: E402
+from ssmar.aplt.rounds import read_rounds
+from ssmar.runtime.io import pyplot, save_figure, save_text
 
 
 def collect(root: Path) -> list[dict]:
@@ -78,7 +75,7 @@ def markdown(rows: list[dict]) -> str:
 def plot(rows: list[dict], path: Path) -> None:
     names = [f"{r['variant']}/{r['method']} (n={r['seeds']})" for r in rows]
     y = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.4))
+    fig, ax = pyplot().subplots(figsize=(8, 0.5 * len(rows) + 1.4))
     linear = [r["top1"] for r in rows]
     fused = [r["fused_top1"] if r["fused_top1"] is not None else np.nan for r in rows]
     ax.barh(y - 0.2, linear, height=0.4, color="tab:gray", label="linear head")
@@ -94,9 +91,7 @@ def plot(rows: list[dict], path: Path) -> None:
     values = linear + [v for v in fused if not np.isnan(v)]
     ax.set_xlim(max(0, min(values) - 10), min(100, max(values) + 5))
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:
@@ -110,8 +105,7 @@ def main() -> None:
     text = markdown(rows)
     print(text)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".md").write_text(text)
+        save_text(text, args.out.with_suffix(".md"))
         plot(rows, args.out.with_suffix(".png"))
         print(f"wrote {args.out.with_suffix('.md')} and {args.out.with_suffix('.png')}")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ssmar.engine.runs import rescore_run
+from ssmar.runtime.io import write_table
 
 HEADS = (("linear", "top1"), ("prototype", "prototype_top1"), ("fused", "fused_top1"))
 
@@ -46,10 +47,7 @@ def main() -> None:
                          f"{means['prototype']:.2f} | {means['fused']:.2f} | {per_seed} |")
             print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    print(text)
+    write_table(text, args.out)
     print(json.dumps({"rows": len(lines) - 2}))
 
 

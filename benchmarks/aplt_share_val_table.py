@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ssmar.engine.runs import recorded_final
-from ssmar.runtime.io import save_text
+from ssmar.runtime.io import write_table
 
 RUN_NAME = re.compile(r"^(?P<variant>\w+?)_l(?P<labels>\d+)_s(?P<seed>\d+)$")
 
@@ -56,9 +56,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     text = table(collect(args.roots), args.reference)
-    print(text, end="")
-    if args.out:
-        save_text(text, args.out)
+    write_table(text, args.out)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ssmar.engine.runs import recorded_final
-from ssmar.runtime.io import save_figure, save_text
+from ssmar.runtime.io import pyplot, save_figure, write_table
 
 METHODS = ("fullysupervised", "fixmatch")
 
@@ -61,13 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         row = [f"{top1[method, steps]:.2f}" for method in METHODS]
         lines.append(f"| {steps} | {steps * epochs} | " + " | ".join(row) + " |")
     table = "\n".join(lines) + "\n"
-    print(table, end="")
-    if args.out:
-        save_text(table, args.out)
+    write_table(table, args.out)
     if args.plot:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, axis = plt.subplots(figsize=(5, 3.5))
         budgets = [s * epochs for s in args.steps]

@@ -24,7 +24,7 @@ import torch
 
 from ssmar.engine.checkpoint import load_checkpoint
 from ssmar.engine.trainer import Trainer
-from ssmar.runtime.io import save_text
+from ssmar.runtime.io import write_table
 
 
 def drift_after_round(path: Path, same_space: bool, steps: int) -> list[tuple[float, float]]:
@@ -74,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(f"| **mean** | **{mean[False][0]:.4f} → {mean[True][0]:.4f}** | **{mean[False][1]:.4f} → "
                  f"{mean[True][1]:.4f}** |")
     table = "\n".join(lines) + "\n"
-    print(table)
-    if args.out:
-        save_text(table, args.out)
+    write_table(table, args.out)
     return 0
 
 

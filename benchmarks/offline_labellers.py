@@ -122,12 +122,9 @@ def summarise(rows: list[dict[str, Any]]) -> str:
 
 
 def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
+    from ssmar.runtime.io import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ssmar.runtime.io import save_figure
+    plt = pyplot()
 
     views = sorted({row["views"] for row in rows})
     fig, axes = plt.subplots(1, len(views), figsize=(6 * len(views), 4.2), squeeze=False)

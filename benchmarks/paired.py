@@ -20,7 +20,7 @@ import csv
 from pathlib import Path
 
 from ssmar.bench.report import mean_interval
-from ssmar.runtime.io import save_text
+from ssmar.runtime.io import pyplot, save_figure, write_table
 
 
 def read_rows(paths: list[Path], metric: str) -> dict[tuple[str, float, int], float]:
@@ -66,11 +66,7 @@ def paired_table(diffs: dict[tuple[str, float], list[float]], heading: str) -> s
 
 def paired_plot(diffs: dict[tuple[str, float], list[float]], label: str, path: Path) -> None:
     """One panel per labelled ratio: each seed's difference as a dot, the mean and its 95 % interval."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ssmar.runtime.io import save_figure
+    plt = pyplot()
 
     ratios = sorted({ratio for _, ratio in diffs})
     others = sorted({other for other, _ in diffs})
@@ -117,9 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         diffs, label = paired_differences(values, args.method), f"{args.method} − other"
     table = paired_table(diffs, f"{label} ({args.metric})")
-    print(table)
-    if args.out:
-        save_text(table, args.out)
+    write_table(table, args.out)
     if args.plot:
         paired_plot(diffs, f"{label}, {args.metric}", args.plot)
     return 0

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ssmar.aplt.rounds import ROUNDS_FILE, read_rounds
+from ssmar.runtime.io import write_table
 
 
 def compare(root: Path, method: str = "aplt", fixmatch_root: Path | None = None) -> list[dict]:
@@ -82,11 +83,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the table here")
     args = parser.parse_args()
     text = markdown(compare(args.root, args.method, args.fixmatch_root))
-    print(text)
-    if args.out:
-        from ssmar.runtime.io import save_text
-
-        save_text(text, args.out)
+    write_table(text, args.out)
 
 
 if __name__ == "__main__":

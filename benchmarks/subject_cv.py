@@ -28,7 +28,7 @@ from pathlib import Path
 from ssmar.bench.report import mean_interval
 from ssmar.engine.fusion import evaluate_fusion
 from ssmar.engine.runs import recorded_final
-from ssmar.runtime.io import save_figure, save_json, save_text
+from ssmar.runtime.io import pyplot, save_figure, save_json, write_table
 
 
 def run_dir(root: Path, variant: str, seed: int, subject: int) -> Path:
@@ -100,13 +100,9 @@ def main(argv: list[str] | None = None) -> int:
                      + " | ".join(f"{top1[name, *fold]:.2f}" for fold in folds)
                      + f" | {100 * correct / clips:.2f} ({round(correct)}/{clips}) | {diff} |")
     table = "\n".join(lines) + "\n"
-    print(table, end="")
-    if args.out:
-        save_text(table, args.out)
+    write_table(table, args.out)
     if args.plot:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, axis = plt.subplots(figsize=(1.2 + 0.9 * len(variants), 3.5))
         for x, name in enumerate(variants):

@@ -239,12 +239,9 @@ def run_memory(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def plot_memory(report: dict[str, Any], path: Path) -> None:
-    import matplotlib
+    from ssmar.runtime.io import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ssmar.runtime.io import save_figure
+    plt = pyplot()
 
     samples = np.array(report["samples"])
     fig, ax = plt.subplots(figsize=(7, 3.2))

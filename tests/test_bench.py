@@ -248,8 +248,9 @@ def test_late_fusion_cell_fuses_one_run_per_stream(data_file, tmp_path, monkeypa
     (["--methods", "supervised", "seed=3"], "override 'seed=3' is set per cell by the grid; use --seeds"),
     (["--methods", "supervised", "--jobs", "0"], "--jobs must be >= 1"),
     (["--methods", "supervised", "data.labels_per_class=2"], "data.labels_per_class=2 would replace"),
-    (["--methods", "supervised", "--late-fusion", "joint"], "give two or more of joint, bone"),
-    (["--methods", "supervised", "--late-fusion", "joint,elbow"], "give two or more of joint, bone"),
+    (["--methods", "supervised", "--late-fusion", "joint"], "give 2 or more of joint, bone"),
+    (["--methods", "supervised", "--late-fusion", "joint,elbow"], "give 2 or more of joint, bone"),
+    (["--methods", "supervised", "--late-fusion", "joint,bone,joint"], "each at most once"),
 ])
 def test_bad_input_fails_before_any_run(data_file, tmp_path, monkeypatch, capsys, args, message):
     calls = spy_run_training(monkeypatch)

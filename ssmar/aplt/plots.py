@@ -9,12 +9,9 @@ from typing import Any, Sequence
 def plot_rounds(rounds: Sequence[dict[str, Any]], path: str | Path) -> None:
     """Accuracy and coverage of the offline pseudo-labels per round, beside the linear head's
     confident (FixMatch-style) labels of the same frozen model at equal coverage."""
-    import matplotlib
+    from ssmar.runtime.io import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ssmar.runtime.io import save_figure
+    plt = pyplot()
 
     numbers = [r["round"] for r in rounds]
 

@@ -25,7 +25,7 @@ from ssmar.config import PROVENANCE_KEY
 from ssmar.engine.provenance import short_version
 from ssmar.engine.suggest import SUGGESTIONS_FILE, suggestion_rows
 from ssmar.errors import SsmarError
-from ssmar.runtime.io import save_figure, save_text
+from ssmar.runtime.io import pyplot, save_figure, save_text
 
 REPORT_FILE = "report.html"
 FINAL_COLUMNS = (("top1", "top-1 (%)"), ("top5", "top-5 (%)"), ("mean_class_acc", "mean class acc. (%)"),
@@ -234,10 +234,7 @@ def _image(png: bytes, alt: str, width: int | None = None) -> str:
 
 def _plot_curve(xs: Sequence[float], series: dict[str, Sequence[float]], xlabel: str, ylabel: str, path: Path,
                 title: str = "") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for name, ys in series.items():
@@ -251,10 +248,7 @@ def _plot_curve(xs: Sequence[float], series: dict[str, Sequence[float]], xlabel:
 
 
 def _plot_per_class(per_class: dict[str, float | None], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(per_class)
     values = [float("nan") if per_class[n] is None else per_class[n] for n in names]

@@ -15,7 +15,7 @@ from ssmar.bench.runner import METRICS_FILE, RESULT_FILE, UPPER_BOUND, method_na
 from ssmar.config import PROVENANCE_KEY
 from ssmar.engine.provenance import short_version
 from ssmar.errors import SsmarError
-from ssmar.runtime.io import save_csv, save_figure, save_text
+from ssmar.runtime.io import pyplot, save_csv, save_figure, save_text
 
 CSV_COLUMNS = ("method", "ratio", "seed", "top1", "top5", "mean_class_acc", "f1_micro", "f1_macro", "f1_mean",
                "pl_coverage", "pl_acc", "wall_seconds", "work_dir")
@@ -198,10 +198,7 @@ def write_csv(results: Sequence[dict[str, Any]], path: Path) -> None:
 
 def plot_top1(results: Sequence[dict[str, Any]], path: Path) -> None:
     """Top-1 against the labelled ratio, ±std error bars; the fully supervised bound as a dashed line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     groups = _grouped(results, "top1")
     fig, ax = plt.subplots(figsize=(6.5, 4.5))

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ssmar.algorithms import ALGORITHMS, algorithm_class
 from ssmar.config import PROVENANCE_KEY
-from ssmar.data.streams import STREAMS
+from ssmar.data.streams import check_streams
 from ssmar.engine.provenance import code_version, file_digest
 from ssmar.engine.resolve import has_resolved_settings, resolve_run
 from ssmar.engine.runs import rescore_run, run_training
@@ -322,10 +322,9 @@ def run_grid(base: dict[str, Any], cells: Sequence[Cell], root: Path, data_file:
     ``late_fusion`` makes every cell the late fusion of one run per stream (the module's docstring).
     Failed cells do not stop the others; they are listed in one error at the end.
     """
-    if late_fusion and (len(late_fusion) < 2 or len(set(late_fusion)) != len(late_fusion)
-                        or set(late_fusion) - set(STREAMS)):
-        raise SsmarError(f"bench: late fusion of {list(late_fusion)}: give two or more of {', '.join(STREAMS)}, "
-                         "each once, e.g. --late-fusion joint,bone,joint_motion,bone_motion")
+    if late_fusion:
+        check_streams(late_fusion, option="bench: late fusion", at_least=2,
+                      example="--late-fusion joint,bone,joint_motion,bone_motion")
     if jobs < 1:
         raise SsmarError(f"bench: --jobs must be >= 1, got {jobs}")
     if not data_file.is_file():

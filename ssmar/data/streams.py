@@ -63,12 +63,15 @@ def motion(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([step, step[:, :, -1:]], dim=2)
 
 
-def check_streams(streams: Sequence[str]) -> tuple[str, ...]:
-    """The stream names as a tuple; unknown or repeated names are one error line."""
+def check_streams(streams: Sequence[str], option: str = "model.streams", at_least: int = 1,
+                  example: str = "model.streams=[joint,bone]") -> tuple[str, ...]:
+    """The stream names as a tuple; unknown or repeated names, or fewer than ``at_least``, are one error line
+    naming ``option`` (a model's input channels need one stream, a late fusion two)."""
     unknown = [name for name in streams if name not in STREAMS]
-    if unknown or not streams or len(set(streams)) != len(streams):
-        raise SsmarError(f"model.streams={list(streams)}: give each of {', '.join(STREAMS)} at most once, "
-                         "at least one, e.g. model.streams=[joint,bone]")
+    if unknown or len(streams) < at_least or len(set(streams)) != len(streams):
+        count = "at least one" if at_least == 1 else f"{at_least} or more"
+        raise SsmarError(f"{option}={list(streams)}: give {count} of {', '.join(STREAMS)}, each at most once, "
+                         f"e.g. {example}")
     return tuple(streams)
 
 

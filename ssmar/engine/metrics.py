@@ -86,12 +86,9 @@ def save_confusion(confusion: np.ndarray, class_names: Sequence[str], out_dir: s
 
 def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: str, title: str = "") -> None:
     """Row-normalised confusion matrix as a PNG (written atomically)."""
-    import matplotlib
+    from ssmar.runtime.io import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ssmar.runtime.io import save_figure
+    plt = pyplot()
 
     confusion = np.asarray(confusion, dtype=float)
     rows = confusion.sum(axis=1, keepdims=True)

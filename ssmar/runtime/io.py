@@ -154,9 +154,27 @@ def save_torch(obj: Any, path: str | os.PathLike) -> None:
         faults.point("checkpoint_write")  # kill-and-resume tests: die before the rename
 
 
+def pyplot() -> Any:
+    """matplotlib's pyplot on the headless Agg backend, imported on first use (commands that draw nothing start
+    without it, and no display is needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_table(text: str, out: str | os.PathLike | None) -> None:
+    """Print a result table and, when ``out`` is given, save it there atomically (the benchmark scripts' ``--out``)."""
+    print(text, end="" if text.endswith("\n") else "\n")
+    if out:
+        save_text(text, out)
+
+
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> None:
     """Save a matplotlib figure atomically and close it."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     with atomic_open(path, "wb") as handle:
         fig.savefig(handle, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
