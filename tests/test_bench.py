@@ -10,6 +10,7 @@ import pytest
 
 from ssmar.bench import format_mean_std, markdown_table, plan_grid, run_grid
 from ssmar.bench import runner
+from ssmar.bench.report import stream_table
 from ssmar.bench.runner import Cell
 from ssmar.cli.main import main
 from ssmar.config import load_config
@@ -165,6 +166,17 @@ def test_mean_std_formatting_and_table():
         "| supervised | 15.00 ± 7.07 (2) | 40.00 (1) |  |",
         "| aplt |  | 45.00 (1) |  |",
         "| fullysupervised | — | — | 80.00 (1) |",
+    ]
+    # one row per stream's model of a late-fusion cell; the fully supervised streams keep the bound's column
+    fused = [{"method": "fullysupervised", "ratio": 1.0, "top1": 90.0, "late_fusion": {"joint": 85.0, "bone": 86.0}},
+             {"method": "supervised", "ratio": 0.1, "top1": 60.0, "late_fusion": {"joint": 50.0, "bone": 55.0}}]
+    assert stream_table(fused).splitlines() == [
+        "| method | 10% | all labels |",
+        "| --- | ---: | ---: |",
+        "| supervised (bone) | 55.00 (1) |  |",
+        "| supervised (joint) | 50.00 (1) |  |",
+        "| fullysupervised (bone) | — | 86.00 (1) |",
+        "| fullysupervised (joint) | — | 85.00 (1) |",
     ]
 
 

@@ -74,23 +74,30 @@ def _ratio_label(ratio: float) -> str:
     return f"{100 * ratio:g}%"
 
 
+def _row_name(result: dict[str, Any]) -> str:
+    """A table row: the method, or ``method (stream)`` for one stream's model of a late-fusion cell."""
+    return f"{result['method']} ({result['stream']})" if result.get("stream") else result["method"]
+
+
 def _grouped(results: Sequence[dict[str, Any]], metric: str) -> dict[str, dict[float, list[float]]]:
-    """metric values per method and ratio; results without the metric are skipped."""
+    """metric values per row (method) and ratio; results without the metric are skipped."""
     groups: dict[str, dict[float, list[float]]] = {}
     for r in results:
         if r.get(metric) is not None:
-            groups.setdefault(r["method"], {}).setdefault(r["ratio"], []).append(float(r[metric]))
+            groups.setdefault(_row_name(r), {}).setdefault(r["ratio"], []).append(float(r[metric]))
     return groups
 
 
 def markdown_table(results: Sequence[dict[str, Any]], metric: str) -> str:
     """Rows = methods, columns = labelled ratios; the fully supervised bound has its own column."""
     groups = _grouped(results, metric)
-    ratios = sorted({ratio for method, by_ratio in groups.items() if method != UPPER_BOUND for ratio in by_ratio})
-    columns = [_ratio_label(r) for r in ratios] + ([ALL_LABELS] if UPPER_BOUND in groups else [])
+    method_of = {_row_name(r): r["method"] for r in results}
+    bounds = {row for row, method in method_of.items() if method == UPPER_BOUND}
+    ratios = sorted({ratio for method, by_ratio in groups.items() if method not in bounds for ratio in by_ratio})
+    columns = [_ratio_label(r) for r in ratios] + ([ALL_LABELS] if bounds & set(groups) else [])
     lines = ["| method | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
-    for method in sorted(groups, key=method_rank):
-        if method == UPPER_BOUND:
+    for method in sorted(groups, key=lambda row: (method_rank(method_of[row]), row)):
+        if method in bounds:
             cells = ["—"] * len(ratios) + [format_mean_std(groups[method][1.0])]
         else:
             cells = [format_mean_std(groups[method].get(r, [])) for r in ratios]
@@ -137,7 +144,7 @@ def code_line(results: Sequence[dict[str, Any]]) -> str:
 
 def stream_table(results: Sequence[dict[str, Any]]) -> str:
     """Late-fusion cells: the top-1 of each stream's own model (rows: method (stream)); '' without such cells."""
-    per_stream = [{**r, "method": f"{r['method']} ({stream})", "top1": top1}
+    per_stream = [{**r, "stream": stream, "top1": top1}
                   for r in results for stream, top1 in (r.get("late_fusion") or {}).items()]
     return markdown_table(per_stream, "top1") if per_stream else ""
 
