@@ -19,7 +19,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from ssmar.bench.report import mean_interval
+from ssmar.bench.report import format_interval, mean_interval
 from ssmar.runtime.io import pyplot, save_figure, write_table
 
 
@@ -89,12 +89,7 @@ def paired_plot(diffs: dict[tuple[str, float], list[float]], label: str, path: P
 
 def format_difference(diffs: list[float]) -> str:
     """``mean [low, high] (n)``: the 95 % t-interval of the mean paired difference."""
-    if not diffs:
-        return ""
-    mean, half = mean_interval(diffs)
-    if len(diffs) == 1:
-        return f"{mean:+.2f} (1)"
-    return f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}] ({len(diffs)})"
+    return f"{format_interval(diffs)} ({len(diffs)})" if diffs else ""
 
 
 def main(argv: list[str] | None = None) -> int:

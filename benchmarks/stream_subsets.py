@@ -21,8 +21,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from ssmar.bench.report import format_mean_std, mean_interval, method_rank
+from ssmar.bench.report import format_interval, format_mean_std, method_rank
 from ssmar.engine.fusion import ScoredClips, late_fusion, score_checkpoint
+from ssmar.engine.metrics import classification_metrics
 from ssmar.errors import SsmarError
 from ssmar.runtime.io import pyplot, save_figure, write_table
 
@@ -41,8 +42,9 @@ def late_fusion_cells(root: Path) -> list[dict[str, Any]]:
 
 
 def fused_top1(models: list[ScoredClips]) -> float:
+    """Top-1 of the equal-weight fusion of ``models`` (one model: its own), by the metrics every run reports."""
     fused = models[0] if len(models) == 1 else late_fusion(models, [1.0] * len(models))[0]
-    return 100.0 * float((fused.probs.argmax(1) == fused.labels).mean())
+    return classification_metrics(fused.probs, fused.labels, fused.class_names)["top1"]
 
 
 def prefix_rows(cell: dict[str, Any], chain: list[str]) -> list[dict[str, Any]]:
@@ -65,10 +67,7 @@ def table(rows: list[dict[str, Any]], chain: list[str]) -> str:
         alone = {r["seed"]: r["top1"] for r in group if r["streams"] == 1}
         for k in range(1, len(chain) + 1):
             prefix = [r for r in group if r["streams"] == k]
-            diff = "—"
-            if k > 1:
-                mean, half = mean_interval([r["top1"] - alone[r["seed"]] for r in prefix])
-                diff = f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}]" if len(prefix) > 1 else f"{mean:+.2f}"
+            diff = format_interval([r["top1"] - alone[r["seed"]] for r in prefix]) if k > 1 else "—"
             minutes = statistics.fmean(r["seconds"] for r in prefix) / 60
             lines.append(f"| {method} | {100 * ratio:g}% | {' + '.join(chain[:k])} | "
                          f"{format_mean_std([r['top1'] for r in prefix])} | {diff} | {minutes:.1f} |")

@@ -25,7 +25,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ssmar.bench.report import mean_interval
+from ssmar.bench.report import format_interval
 from ssmar.engine.fusion import evaluate_fusion
 from ssmar.engine.runs import recorded_final
 from ssmar.runtime.io import pyplot, save_figure, save_json, write_table
@@ -56,10 +56,7 @@ def fused_final(root: Path, members: list[str], seed: int, subject: int) -> dict
 
 def interval(diffs: list[float]) -> str:
     """Mean [95 % t-interval] of paired differences."""
-    mean, half = mean_interval(diffs)
-    if len(diffs) < 2:
-        return f"{mean:+.2f} (n=1)"
-    return f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}]"
+    return format_interval(diffs) + (" (n=1)" if len(diffs) < 2 else "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,6 +70,12 @@ def mean_interval(values: Sequence[float]) -> tuple[float, float]:
     return mean, stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
 
 
+def format_interval(values: Sequence[float]) -> str:
+    """``+mean [+low, +high]``: a paired difference and its 95 % t-interval (``+mean`` alone for one value)."""
+    mean, half = mean_interval(values)
+    return f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}]" if len(values) > 1 else f"{mean:+.2f}"
+
+
 def _ratio_label(ratio: float) -> str:
     return f"{100 * ratio:g}%"
 
